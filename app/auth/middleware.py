@@ -1,0 +1,73 @@
+"""Find the user behind a request: a session cookie, or a bearer token on the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from litestar.datastructures import Cookie
+
+from app.auth import services
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Receive, Scope, Send
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from app.config import Settings
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                k, _, v = part.strip().partition("=")
+                if k == name:
+                    return v or None
+    return None
+
+
+class AuthMiddleware:
+    """Sets ``scope["user"]`` (None when anonymous). Refusing is the guard's job."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, maker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.app = app
+        self.maker = maker
+        self.cookie = settings.session_cookie
+        self.idle = timedelta(minutes=settings.session_idle_minutes)
+        self.absolute = timedelta(hours=settings.session_absolute_hours)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            scope.setdefault("user", None)  # type: ignore[typeddict-unknown-key]
+            await self.app(scope, receive, send)
+            return
+        user = None
+        bearer = None
+        for key, value in scope["headers"]:
+            if key == b"authorization" and value[:7].lower() == b"bearer ":
+                bearer = value[7:].decode("latin-1").strip()
+        session_token = None if bearer else _cookie(scope, self.cookie)
+        if bearer or session_token:
+            async with self.maker() as db:
+                if bearer:
+                    user = await services.token_user(db, bearer)
+                else:
+                    user = await services.session_user(db, session_token, self.idle, self.absolute)
+        scope["user"] = user  # type: ignore[typeddict-unknown-key]
+        scope["auth"] = session_token if user is not None else None  # type: ignore[typeddict-unknown-key]
+        scope.setdefault("state", {})["via_token"] = bool(bearer)
+        await self.app(scope, receive, send)
+
+
+def session_cookie(settings: Settings, token: str) -> Cookie:
+    return Cookie(
+        key=settings.session_cookie,
+        value=token,
+        path="/",
+        httponly=True,
+        secure=settings.production,
+        samesite="lax",
+        max_age=settings.session_absolute_hours * 3600,
+    )

@@ -1,0 +1,355 @@
+"""Passwords, browser sessions, API tokens and login throttling.
+
+Everything that must hold across worker processes (sessions, tokens, failed
+attempts) lives in the database; nothing here keeps state in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import audit
+from app.auth.models import ROLES, ApiToken, AuthSession, LoginAttempt, User
+from app.db import begin_write
+from app.web.i18n import _
+
+hasher = PasswordHasher()  # argon2id with the library's current defaults
+# Verified against when the username is unknown, so both cases take as long.
+_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+THROTTLE_FAILURES = 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+TOKEN_LIFETIME = timedelta(days=30)
+# A session's last_seen_at is written at most this often, not on every request.
+TOUCH_EVERY = timedelta(seconds=60)
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+
+_COMMON = frozenset(
+    line.strip().lower()
+    for line in (Path(__file__).with_name("common_passwords.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why a new password is refused, or None. Length and commonness only, no composition rules."""
+    if len(password) < PASSWORD_MIN:
+        return _("Use at least %(n)d characters.", n=PASSWORD_MIN)
+    if len(password) > PASSWORD_MAX:
+        return _("Use at most %(n)d characters.", n=PASSWORD_MAX)
+    lowered = password.lower()
+    if lowered in _COMMON or len(set(lowered)) <= 2 or (username and username.lower() in lowered):
+        return _("This password is too common or easy to guess; choose another.")
+    return None
+
+
+class AuthError(Exception):
+    """A refused login. The message is the same whatever the reason."""
+
+
+@dataclass
+class LoginResult:
+    user: User
+    session_token: str
+
+
+def _normalise_username(username: str) -> str:
+    return username.strip().lower()[:64]
+
+
+async def _throttled(session: AsyncSession, username: str, at: datetime) -> bool:
+    """True when 5 failures within 15 minutes happened, the last of them less than 15 minutes ago.
+
+    Failures before the user's last successful login do not count.
+    """
+    last_success = await session.scalar(
+        select(func.max(LoginAttempt.attempted_at)).where(
+            LoginAttempt.username == username,
+            LoginAttempt.succeeded.is_(True),
+            LoginAttempt.attempted_at > at - 2 * THROTTLE_WINDOW,
+        )
+    )
+    since = at - 2 * THROTTLE_WINDOW
+    if last_success is not None and last_success > since:
+        since = last_success
+    failures = list(
+        await session.scalars(
+            select(LoginAttempt.attempted_at)
+            .where(
+                LoginAttempt.username == username,
+                LoginAttempt.succeeded.is_(False),
+                LoginAttempt.attempted_at > since,
+            )
+            .order_by(LoginAttempt.attempted_at)
+        )
+    )
+    n = THROTTLE_FAILURES
+    for i in range(n - 1, len(failures)):
+        if (
+            failures[i] - failures[i - n + 1] <= THROTTLE_WINDOW
+            and at - failures[i] < THROTTLE_WINDOW
+        ):
+            return True
+    return False
+
+
+async def authenticate(session: AsyncSession, username: str, password: str, ip: str | None) -> User:
+    """Check a username and password, throttled per username; records the attempt.
+
+    Refuses (``AuthError``, one generic message) an unknown user, a wrong
+    password, a disabled user, and any attempt while the username is throttled.
+    Commits the attempt record either way.
+    """
+    name = _normalise_username(username)
+    at = now()
+    await begin_write(session)
+    user = await session.scalar(select(User).where(User.username == name))
+    throttled = await _throttled(session, name, at)
+    try:
+        ok = hasher.verify(
+            user.password_hash if user else _DUMMY_HASH, password[: PASSWORD_MAX * 4]
+        )
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and user is not None and user.active and not throttled
+    if not throttled:
+        session.add(LoginAttempt(username=name, attempted_at=at, succeeded=ok, ip=ip))
+    audit(
+        session,
+        "login" if ok else ("login_throttled" if throttled else "login_failed"),
+        user_id=user.id if user else None,
+        username=name,
+        ip=ip,
+    )
+    if ok and user is not None and hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    await session.commit()
+    if not ok or user is None:
+        raise AuthError(_("Wrong username or password."))
+    return user
+
+
+async def start_session(
+    session: AsyncSession, user: User, ip: str | None, user_agent: str | None, old_token: str | None
+) -> str:
+    """A brand-new session for the user; the one the browser brought (if any) ends.
+
+    The id is always minted here, so a cookie planted before login never survives it.
+    """
+    await begin_write(session)
+    if old_token:
+        await session.execute(
+            delete(AuthSession).where(AuthSession.token_hash == token_hash(old_token))
+        )
+    token = secrets.token_urlsafe(32)
+    at = now()
+    session.add(
+        AuthSession(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            auth_epoch=user.auth_epoch,
+            created_at=at,
+            last_seen_at=at,
+            ip=ip,
+            user_agent=(user_agent or "")[:255],
+        )
+    )
+    await session.commit()
+    return token
+
+
+async def end_session(session: AsyncSession, token: str, user: User, ip: str | None) -> None:
+    await begin_write(session)
+    await session.execute(delete(AuthSession).where(AuthSession.token_hash == token_hash(token)))
+    audit(session, "logout", user_id=user.id, username=user.username, ip=ip)
+    await session.commit()
+
+
+async def session_user(
+    session: AsyncSession, token: str, idle: timedelta, absolute: timedelta
+) -> User | None:
+    """The user behind a session cookie, or None when it is unknown, idle, too old or revoked."""
+    at = now()
+    row = await session.scalar(
+        select(AuthSession).where(AuthSession.token_hash == token_hash(token))
+    )
+    if row is None:
+        return None
+    user = row.user
+    if (
+        not user.active
+        or row.auth_epoch != user.auth_epoch
+        or at - row.last_seen_at > idle
+        or at - row.created_at > absolute
+    ):
+        return None
+    if at - row.last_seen_at > TOUCH_EVERY:
+        await session.execute(
+            update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=at)
+        )
+        await session.commit()
+    return user
+
+
+async def token_user(session: AsyncSession, token: str) -> User | None:
+    at = now()
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    if row is None:
+        return None
+    user = row.user
+    if (
+        row.revoked_at is not None
+        or row.expires_at <= at
+        or not user.active
+        or row.auth_epoch != user.auth_epoch
+    ):
+        return None
+    if row.last_used_at is None or at - row.last_used_at > TOUCH_EVERY:
+        await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
+        await session.commit()
+    return user
+
+
+async def issue_token(
+    session: AsyncSession, user: User, name: str, ip: str | None
+) -> tuple[str, ApiToken]:
+    """A random bearer token for the API; only its hash is kept. Valid for 30 days."""
+    await begin_write(session)
+    token = secrets.token_urlsafe(32)
+    at = now()
+    row = ApiToken(
+        token_hash=token_hash(token),
+        user_id=user.id,
+        name=name[:120],
+        auth_epoch=user.auth_epoch,
+        created_at=at,
+        expires_at=at + TOKEN_LIFETIME,
+    )
+    session.add(row)
+    audit(session, "token_created", user_id=user.id, username=user.username, ip=ip, name=name)
+    await session.commit()
+    return token, row
+
+
+async def revoke_token(session: AsyncSession, token_id: int, actor: User, ip: str | None) -> bool:
+    await begin_write(session)
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.revoked_at is not None:
+        await session.rollback()
+        return False
+    row.revoked_at = now()
+    audit(
+        session,
+        "token_revoked",
+        user_id=actor.id,
+        username=actor.username,
+        ip=ip,
+        token_id=token_id,
+        owner_id=row.user_id,
+    )
+    await session.commit()
+    return True
+
+
+async def end_all_sessions(session: AsyncSession, user: User) -> None:
+    """Every session and token of the user stops working (caller commits)."""
+    user.auth_epoch += 1
+    await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
+
+
+async def create_user(
+    session: AsyncSession,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    *,
+    actor: User | None = None,
+    ip: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    """Create a login. Refuses an unknown role, a taken username and a weak password."""
+    name = _normalise_username(username)
+    if not name or not name.replace(".", "").replace("_", "").replace("-", "").isalnum():
+        raise ValueError(_("Use letters, digits, dots, dashes or underscores for the username."))
+    if role not in ROLES:
+        raise ValueError(_("Unknown role."))
+    if password_hash is None:
+        if problem := password_problem(password, name):
+            raise ValueError(problem)
+        password_hash = hash_password(password)
+    await begin_write(session)
+    if await session.scalar(select(User.id).where(User.username == name)) is not None:
+        await session.rollback()
+        raise ValueError(_("That username is taken."))
+    user = User(
+        username=name,
+        display_name=(display_name or name).strip()[:120],
+        role=role,
+        password_hash=password_hash,
+        active=True,
+        auth_epoch=0,
+    )
+    session.add(user)
+    await session.flush()
+    audit(
+        session,
+        "user_created",
+        user_id=actor.id if actor else None,
+        username=actor.username if actor else "",
+        ip=ip,
+        target=name,
+        role=role,
+    )
+    await session.commit()
+    return user
+
+
+async def change_password(
+    session: AsyncSession, user: User, new_password: str, *, actor: User, ip: str | None
+) -> None:
+    """Set a new password; all of the user's sessions and tokens end."""
+    if problem := password_problem(new_password, user.username):
+        raise ValueError(problem)
+    new_hash = hash_password(new_password)
+    await begin_write(session)
+    user = await session.get_one(User, user.id)
+    user.password_hash = new_hash
+    await end_all_sessions(session, user)
+    audit(
+        session,
+        "password_changed",
+        user_id=actor.id,
+        username=actor.username,
+        ip=ip,
+        target=user.username,
+    )
+    await session.commit()
+
+
+def check_password(user: User, password: str) -> bool:
+    try:
+        return hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,187 @@
+"""``python -m app …``: the commands an operator runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+
+from app.config import load_settings
+from app.db import alembic_ini_path, create_engine, session_maker
+
+
+def _alembic_config() -> Config:
+    cfg = Config(alembic_ini_path())
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+def upgrade_database() -> None:
+    command.upgrade(_alembic_config(), "head")
+
+
+def _read_password(prompt: str) -> str:
+    """From a prompt on a terminal, or one line of standard input otherwise."""
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+@click.group()
+def cli() -> None:
+    """Saldo: the money side of a small service practice."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration the database lacks."""
+    upgrade_database()
+    click.echo("database is up to date")
+
+
+@cli.group()
+def users() -> None:
+    """Logins."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "reception", "accountant"]), required=True)
+@click.option("--name", "display_name", default=None, help="Name shown in the app.")
+def users_create(username: str, role: str, display_name: str | None) -> None:
+    """Create a login; the password comes from a prompt (or one line of standard input)."""
+    from app.auth import services
+
+    password = _read_password("Password")
+
+    async def go() -> None:
+        settings = load_settings()
+        engine = create_engine(settings)
+        try:
+            async with session_maker(engine)() as session:
+                await services.create_user(session, username, password, role, display_name)
+        finally:
+            await engine.dispose()
+
+    try:
+        _run(go())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {role} {username}")
+
+
+@cli.command("hash-password")
+def hash_password() -> None:
+    """Print an argon2id hash for ADMIN_PASS_HASH."""
+    from app.auth import services
+
+    password = _read_password("Password")
+    if problem := services.password_problem(password):
+        raise click.ClickException(problem)
+    click.echo(services.hash_password(password))
+
+
+@cli.command("seed-demo")
+@click.option("--clients", default=200, show_default=True)
+@click.option("--seed", default=7, show_default=True, help="Same seed, same practice.")
+def seed_demo(clients: int, seed: int) -> None:
+    """Fill an empty database with a believable practice (staff, services, clients, 6 months)."""
+    from app.demo import seed
+
+    async def go() -> str:
+        settings = load_settings()
+        engine = create_engine(settings)
+        try:
+            return await seed(session_maker(engine), n_clients=clients, seed=seed)
+        finally:
+            await engine.dispose()
+
+    click.echo(_run(go()))
+
+
+async def _first_admin() -> str | None:
+    """On an installation with no users at all, create ``admin`` with a random password."""
+    from app.auth import services
+    from app.auth.models import User
+
+    settings = load_settings()
+    engine = create_engine(settings)
+    try:
+        async with session_maker(engine)() as session:
+            if await session.scalar(select(func.count(User.id))):
+                return None
+            password = "-".join(secrets.token_urlsafe(4) for _ in range(3))
+            await services.create_user(session, "admin", password, "admin", "Admin")
+    finally:
+        await engine.dispose()
+    path = settings.data_dir / "first-admin.txt"
+    path.write_text(f"username: admin\npassword: {password}\n")
+    os.chmod(path, 0o600)
+    return password
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT"
+)
+@click.option("--workers", default=1, show_default=True)
+@click.option("--demo", is_flag=True, help="Seed demo data when the database has no clients.")
+@click.option("--proxy-headers", is_flag=True, help="Trust X-Forwarded-* (behind a proxy).")
+def serve(host: str, port: int, workers: int, demo: bool, proxy_headers: bool) -> None:
+    """Migrate, make sure someone can log in, and serve the app."""
+    import uvicorn
+
+    upgrade_database()
+    settings = load_settings()
+    password = None
+    if not settings.admin_user:
+        password = _run(_first_admin())
+    if demo:
+        from app.demo import seed
+
+        async def go() -> str:
+            engine = create_engine(settings)
+            try:
+                return await seed(session_maker(engine), only_if_empty=True)
+            finally:
+                await engine.dispose()
+
+        click.echo(_run(go()))
+    click.echo(f"\n  Saldo is running at http://{host}:{port}\n")
+    if password:
+        first = Path(settings.data_dir) / "first-admin.txt"
+        click.echo(
+            f"  First login: admin / {password}\n"
+            f"  (saved in {first}; change it under 'My password')\n"
+        )
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips="*" if proxy_headers else None,
+        log_level="warning",
+    )
+
+
+def main() -> None:
+    cli(prog_name="python -m app")

@@ -1,0 +1,181 @@
+"""Engine, sessions and the database rules both backends must honour.
+
+SQLite is the embedded default and PostgreSQL the production database; the
+same code runs on both. On SQLite a write transaction starts with
+``BEGIN IMMEDIATE`` (see ``begin_write``) so two processes never both read and
+then try to upgrade to a write lock, which is how "database is locked" happens.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.base import (
+    AdvancedDeclarativeBase,
+    BasicAttributes,
+    CommonTableAttributes,
+    orm_registry,
+)
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from advanced_alchemy.mixins import AuditColumns
+from sqlalchemy import BigInteger, Identity, Integer, event
+from sqlalchemy.ext.asyncio import (
+    AsyncAttrs,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Mapped, declarative_mixin, declared_attr, mapped_column
+
+from app.config import ROOT, Settings
+
+log = logging.getLogger("saldo.sql")
+metadata = orm_registry.metadata
+
+# The request id of the request being served, for slow-query warnings.
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@declarative_mixin
+class IdentityPrimaryKey:
+    """An identity column: the database numbers rows itself, also for bulk COPY/INSERT."""
+
+    @declared_attr
+    def id(cls) -> Mapped[int]:
+        return mapped_column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            Identity(),
+            primary_key=True,
+            sort_order=-100,
+        )
+
+
+class Base(
+    CommonTableAttributes, BasicAttributes, IdentityPrimaryKey, AdvancedDeclarativeBase, AsyncAttrs
+):
+    __abstract__ = True
+
+
+class AuditBase(Base, AuditColumns):
+    """Base with created_at / updated_at."""
+
+    __abstract__ = True
+
+
+def _install_sqlite_rules(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "foreign_keys=ON",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "synchronous=FULL",
+        ):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("saldo_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _install_slow_query_log(engine: AsyncEngine, threshold_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn: Any, _c: Any, _s: Any, _p: Any, _ctx: Any, _many: Any) -> None:
+        conn.info.setdefault("saldo_t0", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(conn: Any, _c: Any, statement: str, _p: Any, _ctx: Any, _many: Any) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["saldo_t0"].pop()) * 1000
+        if elapsed_ms >= threshold_ms:
+            log.warning(
+                "slow query %.0f ms request_id=%s sql=%s",
+                elapsed_ms,
+                request_id_var.get(),
+                " ".join(statement.split())[:500],
+            )
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        engine = create_async_engine(settings.database_url, pool_size=5, max_overflow=10)
+        _install_sqlite_rules(engine)
+    else:
+        engine = create_async_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=False,
+        )
+    _install_slow_query_log(engine, settings.slow_query_ms)
+    return engine
+
+
+def alchemy_config(settings: Settings, engine: AsyncEngine) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        engine_config=EngineConfig(),
+        # Services commit explicitly; anything uncommitted is rolled back.
+        before_send_handler=None,
+        create_all=False,
+    )
+
+
+def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start the write transaction of a service method.
+
+    Ends any read transaction the request already had, then begins one that on
+    SQLite holds the write lock from its first statement (BEGIN IMMEDIATE).
+    Reads done before this call must be repeated inside it when they matter.
+    """
+    if session.in_transaction():
+        await session.commit()
+    await session.connection(execution_options={"saldo_write": True})
+
+
+@asynccontextmanager
+async def write_session(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for work outside a request (CLI, start-up): write, commit or roll back."""
+    async with maker() as session:
+        await begin_write(session)
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def alembic_ini_path() -> str:
+    return str(ROOT / "alembic.ini")
+
+
+def import_models() -> None:
+    """Import every domain's models so that the metadata knows all tables."""
+    import app.admin.models
+    import app.audit
+    import app.auth.models
+    import app.clients.models
+    import app.ledger.models
+    import app.statements.models  # noqa: F401

@@ -1,0 +1,133 @@
+"""create_app(): the one place that wires plugins, middleware and routes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar_htmx import HTMXPlugin
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import startup
+from app.admin.services import load_settings as load_practice_settings
+from app.auth.controllers import AuthController, TokenController
+from app.auth.guards import authorize
+from app.auth.middleware import AuthMiddleware
+from app.config import Settings, load_settings
+from app.db import alchemy_config, create_engine, session_maker
+from app.reports.controllers import dashboard
+from app.web import i18n
+from app.web.errors import exception_handlers
+from app.web.health import health
+from app.web.middleware import RequestMiddleware, SaldoCSRFMiddleware
+from app.web.templating import template_config
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def _route_handlers() -> list[Any]:
+    """Every domain's routes. Each new domain adds its controllers here."""
+    return [
+        AuthController,
+        TokenController,
+        health,
+        dashboard,
+        create_static_files_router(
+            path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False
+        ),
+    ]
+
+
+def configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    logging.getLogger("saldo").setLevel(logging.INFO)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    configure_logging()
+    settings = settings or load_settings()
+    engine = create_engine(settings)
+    maker = session_maker(engine)
+
+    async def check_schema() -> None:
+        await startup.require_migrated(engine)
+        await startup.ensure_first_admin(settings, maker)
+        startup.warn_missing_harfbuzz()
+
+    async def set_formatting(request: Request[Any, Any, Any]) -> None:
+        """The installation's money/date locale and the user's language, for this request."""
+        if request.route_handler.opt.get("public") and request.url.path.startswith("/static/"):
+            return
+        async with maker() as session:
+            practice = await load_practice_settings(session)
+        user = request.scope.get("user")
+        fmt = practice.formatting
+        if user is not None and user.language:
+            fmt = i18n.Formatting(
+                language=user.language,
+                locale=fmt.locale,
+                currency=fmt.currency,
+                timezone=fmt.timezone,
+            )
+        i18n.use(fmt)
+        request.state.practice = practice
+
+    async def dispose_engine() -> None:
+        await engine.dispose()
+
+    csrf = CSRFConfig(
+        secret=settings.secret_key,
+        cookie_name=settings.csrf_cookie,
+        cookie_secure=settings.production,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+        header_name="x-csrftoken",
+    )
+    app = Litestar(
+        route_handlers=_route_handlers(),
+        plugins=[SQLAlchemyPlugin(config=alchemy_config(settings, engine)), HTMXPlugin()],
+        middleware=[
+            DefineMiddleware(AuthMiddleware, settings=settings, maker=maker),
+            DefineMiddleware(SaldoCSRFMiddleware, config=csrf),
+        ],
+        guards=[authorize],
+        before_request=set_formatting,
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "session_maker": Provide(lambda: maker, use_cache=True, sync_to_thread=False),
+        },
+        template_config=template_config(),
+        exception_handlers=exception_handlers,
+        on_startup=[check_schema],
+        on_shutdown=[dispose_engine],
+        openapi_config=OpenAPIConfig(
+            title="Saldo API",
+            version="1",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_maker = maker
+    # Outside the router, so that even a 404 for an unknown path gets a request
+    # id, an access-log line and the security headers.
+    app.asgi_handler = RequestMiddleware(app.asgi_handler, production=settings.production)
+    return app
+
+
+def engine_of(app: Litestar) -> AsyncEngine:
+    return app.state.engine

@@ -1,0 +1,208 @@
+"""Language, money and dates for people: gettext catalogs and Babel formatting.
+
+Money is held as integer cents everywhere; this module is where it becomes text
+(``format_money``) and where text typed by a person becomes cents
+(``parse_amount``), in the installation's locale.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.dates import get_timezone
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+)
+from babel.support import NullTranslations, Translations
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGES = ("en", "pt_BR", "es")
+
+
+@dataclass(frozen=True)
+class Formatting:
+    """What a request formats with: the UI language and the installation's money/date locale."""
+
+    language: str = "en"
+    locale: str = "en_US"
+    currency: str = "USD"
+    timezone: str = "UTC"
+
+
+_current: contextvars.ContextVar[Formatting] = contextvars.ContextVar(
+    "formatting", default=Formatting()
+)
+
+
+def use(fmt: Formatting) -> None:
+    _current.set(fmt)
+
+
+def current() -> Formatting:
+    return _current.get()
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    try:
+        return Translations.load(str(LOCALE_DIR), [language], domain="messages")
+    except (OSError, UnknownLocaleError):  # pragma: no cover - catalogs missing
+        return NullTranslations()
+
+
+def gettext(message: str, **variables: object) -> str:
+    text = translations(current().language).gettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
+    text = translations(current().language).ngettext(singular, plural, n)
+    return text % {"num": n, **variables}
+
+
+_ = gettext
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def decimal_string(cents: int) -> str:
+    """The API's form of an amount: ``"1234.50"``."""
+    return str(cents_to_decimal(cents))
+
+
+def format_money(cents: int | None, fmt: Formatting | None = None) -> str:
+    fmt = fmt or current()
+    return format_currency(cents_to_decimal(cents or 0), fmt.currency, locale=fmt.locale)
+
+
+def format_amount(cents: int | None, fmt: Formatting | None = None) -> str:
+    """Money without the currency symbol, as a form field shows it."""
+    fmt = fmt or current()
+    return format_decimal(cents_to_decimal(cents or 0), format="#,##0.00", locale=fmt.locale)
+
+
+def currency_symbol(fmt: Formatting | None = None) -> str:
+    fmt = fmt or current()
+    return get_currency_symbol(fmt.currency, locale=fmt.locale)
+
+
+def format_day(value: date | None, style: str = "medium", fmt: Formatting | None = None) -> str:
+    if value is None:
+        return ""
+    fmt = fmt or current()
+    return _babel_date(value, format=style, locale=fmt.locale)
+
+
+def format_moment(value: datetime | None, fmt: Formatting | None = None) -> str:
+    if value is None:
+        return ""
+    fmt = fmt or current()
+    return _babel_datetime(
+        value, format="short", tzinfo=get_timezone(fmt.timezone), locale=fmt.locale
+    )
+
+
+def today(fmt: Formatting | None = None) -> date:
+    """Today in the installation's time zone."""
+    fmt = fmt or current()
+    return datetime.now(get_timezone(fmt.timezone)).date()
+
+
+class AmountError(ValueError):
+    """A typed amount that cannot be taken; the message is for the person who typed it."""
+
+
+_AMOUNT_CHARS = re.compile(r"^[0-9.,\s\u00a0\u202f']+$")
+
+
+def parse_amount(text: str, fmt: Formatting | None = None, max_cents: int | None = None) -> int:
+    """Read an amount typed the locale's way ("1.234,50" in pt_BR, "1,234.50" in en_US) as cents.
+
+    Refuses empty, negative, zero, more than two decimals and more than ``max_cents``.
+    A lone separator followed by one or two digits is read as the decimal mark
+    whatever the locale, since that is what a person means by "12.5" or "12,5".
+    """
+    fmt = fmt or current()
+    raw = (text or "").strip()
+    symbol = currency_symbol(fmt)
+    raw = raw.replace(symbol, "").strip()
+    if not raw:
+        raise AmountError(_("Enter an amount."))
+    if raw.startswith("-"):
+        raise AmountError(_("The amount must be positive."))
+    if not _AMOUNT_CHARS.match(raw):
+        raise AmountError(_("Use digits and the decimal separator only."))
+    raw = re.sub(r"[\s\u00a0\u202f']", "", raw)
+    decimal_mark = get_decimal_symbol(fmt.locale)
+    group_mark = get_group_symbol(fmt.locale)
+    marks = [c for c in raw if c in ".,"]
+    if marks and len(set(marks)) == 1 and len(marks) == 1:
+        mark = marks[0]
+        tail = raw.split(mark)[1]
+        if mark == group_mark and len(tail) == 3:
+            normalised = raw.replace(mark, "")  # "1.000" in pt_BR is one thousand
+        else:
+            normalised = raw.replace(mark, ".")
+    else:
+        if marks and marks[-1] != decimal_mark and len(set(marks)) > 1:
+            raise AmountError(_("Use digits and the decimal separator only."))
+        normalised = raw.replace(group_mark, "").replace(decimal_mark, ".")
+    if normalised.count(".") > 1:
+        raise AmountError(_("Use digits and the decimal separator only."))
+    try:
+        value = Decimal(normalised)
+    except InvalidOperation:
+        raise AmountError(_("Use digits and the decimal separator only.")) from None
+    if value != value.quantize(Decimal("0.01")):
+        raise AmountError(_("Use at most two decimals."))
+    cents = int(value * 100)
+    if cents <= 0:
+        raise AmountError(_("The amount must be greater than zero."))
+    if max_cents is not None and cents > max_cents:
+        raise AmountError(
+            _("The amount is above the maximum of %(max)s.", max=format_money(max_cents))
+        )
+    return cents
+
+
+def parse_decimal_amount(value: str | Decimal | int, max_cents: int | None = None) -> int:
+    """Read an API amount (a decimal string like ``"1234.50"``) as cents, with the same rules."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise AmountError(_('Amounts are decimal strings like "1234.50".')) from None
+    if not amount.is_finite():
+        raise AmountError(_('Amounts are decimal strings like "1234.50".'))
+    if amount != amount.quantize(Decimal("0.01")):
+        raise AmountError(_("Use at most two decimals."))
+    cents = int(amount * 100)
+    if cents <= 0:
+        raise AmountError(_("The amount must be greater than zero."))
+    if max_cents is not None and cents > max_cents:
+        raise AmountError(
+            _("The amount is above the maximum of %(max)s.", max=format_money(max_cents))
+        )
+    return cents
+
+
+def valid_locale(name: str) -> bool:
+    try:
+        Locale.parse(name)
+    except (ValueError, UnknownLocaleError):
+        return False
+    return True
