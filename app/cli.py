@@ -102,17 +102,41 @@ def hash_password() -> None:
 @click.option("--seed", default=7, show_default=True, help="Same seed, same practice.")
 def seed_demo(clients: int, seed: int) -> None:
     """Fill an empty database with a believable practice (staff, services, clients, 6 months)."""
-    from app.demo import seed
+    from app.demo import seed as seed_practice
 
     async def go() -> str:
         settings = load_settings()
         engine = create_engine(settings)
         try:
-            return await seed(session_maker(engine), n_clients=clients, seed=seed)
+            return await seed_practice(session_maker(engine), n_clients=clients, seed=seed)
         finally:
             await engine.dispose()
 
     click.echo(_run(go()))
+
+
+@cli.command("verify")
+def verify() -> None:
+    """Check stored credit and owed against the journal; non-zero exit on any difference."""
+    from app.ledger.services import verify as verify_ledger
+
+    async def go() -> list:
+        settings = load_settings()
+        engine = create_engine(settings)
+        try:
+            async with session_maker(engine)() as session:
+                return await verify_ledger(session)
+        finally:
+            await engine.dispose()
+
+    diffs = _run(go())
+    for d in diffs:
+        click.echo(
+            f"client {d.client_id}: {d.what}: stored {d.stored}, computed {d.computed}", err=True
+        )
+    if diffs:
+        raise SystemExit(1)
+    click.echo("journal and balances agree")
 
 
 async def _first_admin() -> str | None:
@@ -154,12 +178,12 @@ def serve(host: str, port: int, workers: int, demo: bool, proxy_headers: bool) -
     if not settings.admin_user:
         password = _run(_first_admin())
     if demo:
-        from app.demo import seed
+        from app.demo import seed as seed_practice
 
         async def go() -> str:
             engine = create_engine(settings)
             try:
-                return await seed(session_maker(engine), only_if_empty=True)
+                return await seed_practice(session_maker(engine), only_if_empty=True)
             finally:
                 await engine.dispose()
 

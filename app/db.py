@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Mapped, declarative_mixin, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from app.config import ROOT, Settings
 
@@ -48,7 +48,6 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-@declarative_mixin
 class IdentityPrimaryKey:
     """An identity column: the database numbers rows itself, also for bulk COPY/INSERT."""
 

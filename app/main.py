@@ -18,12 +18,16 @@ from litestar_htmx import HTMXPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import startup
+from app.admin.catalog_controllers import CatalogApiController, CatalogController
+from app.admin.controllers import AuditController, SettingsController, UsersController
 from app.admin.services import load_settings as load_practice_settings
 from app.auth.controllers import AuthController, TokenController
 from app.auth.guards import authorize
 from app.auth.middleware import AuthMiddleware
+from app.clients.controllers import ClientApiController, ClientController
 from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
+from app.ledger.controllers import LedgerApi, LedgerPages
 from app.reports.controllers import dashboard
 from app.web import i18n
 from app.web.errors import exception_handlers
@@ -39,8 +43,17 @@ def _route_handlers() -> list[Any]:
     return [
         AuthController,
         TokenController,
+        UsersController,
+        AuditController,
+        SettingsController,
         health,
         dashboard,
+        ClientController,
+        ClientApiController,
+        CatalogController,
+        CatalogApiController,
+        LedgerPages,
+        LedgerApi,
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False
         ),
@@ -68,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def set_formatting(request: Request[Any, Any, Any]) -> None:
         """The installation's money/date locale and the user's language, for this request."""
-        if request.route_handler.opt.get("public") and request.url.path.startswith("/static/"):
+        if request.url.path.startswith("/static/") or request.url.path == "/health":
             return
         async with maker() as session:
             practice = await load_practice_settings(session)

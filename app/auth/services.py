@@ -151,19 +151,32 @@ async def authenticate(session: AsyncSession, username: str, password: str, ip: 
 
 
 async def start_session(
-    session: AsyncSession, user: User, ip: str | None, user_agent: str | None, old_token: str | None
+    session: AsyncSession,
+    user: User,
+    ip: str | None,
+    user_agent: str | None,
+    old_token: str | None,
+    *,
+    max_age: timedelta = timedelta(days=1),
 ) -> str:
     """A brand-new session for the user; the one the browser brought (if any) ends.
 
     The id is always minted here, so a cookie planted before login never survives it.
+    Sessions of this user older than ``max_age`` (the absolute lifetime) are
+    deleted on the way: they can no longer be used anyway.
     """
     await begin_write(session)
+    at = now()
     if old_token:
         await session.execute(
             delete(AuthSession).where(AuthSession.token_hash == token_hash(old_token))
         )
+    await session.execute(
+        delete(AuthSession).where(
+            AuthSession.user_id == user.id, AuthSession.created_at < at - max_age
+        )
+    )
     token = secrets.token_urlsafe(32)
-    at = now()
     session.add(
         AuthSession(
             token_hash=token_hash(token),
@@ -205,8 +218,11 @@ async def session_user(
     ):
         return None
     if at - row.last_seen_at > TOUCH_EVERY:
+        # A fresh write transaction: upgrading this read one could fail on SQLite.
+        row_id = row.id
+        await begin_write(session)
         await session.execute(
-            update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=at)
+            update(AuthSession).where(AuthSession.id == row_id).values(last_seen_at=at)
         )
         await session.commit()
     return user
@@ -226,7 +242,9 @@ async def token_user(session: AsyncSession, token: str) -> User | None:
     ):
         return None
     if row.last_used_at is None or at - row.last_used_at > TOUCH_EVERY:
-        await session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=at))
+        row_id = row.id
+        await begin_write(session)
+        await session.execute(update(ApiToken).where(ApiToken.id == row_id).values(last_used_at=at))
         await session.commit()
     return user
 
@@ -252,24 +270,46 @@ async def issue_token(
     return token, row
 
 
-async def revoke_token(session: AsyncSession, token_id: int, actor: User, ip: str | None) -> bool:
+async def revoke_token(
+    session: AsyncSession,
+    token_id: int,
+    actor: User,
+    ip: str | None,
+    *,
+    owner_id: int | None = None,
+) -> ApiToken | None:
+    """Revoke a token at once; returns it, or None when there is no such token.
+
+    With ``owner_id`` only that user's own tokens can be revoked (self-service);
+    a token that is already revoked is returned unchanged and audited once only.
+    """
     await begin_write(session)
     row = await session.get(ApiToken, token_id)
-    if row is None or row.revoked_at is not None:
+    if row is None or (owner_id is not None and row.user_id != owner_id):
         await session.rollback()
-        return False
-    row.revoked_at = now()
-    audit(
-        session,
-        "token_revoked",
-        user_id=actor.id,
-        username=actor.username,
-        ip=ip,
-        token_id=token_id,
-        owner_id=row.user_id,
-    )
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = now()
+        audit(
+            session,
+            "token_revoked",
+            user_id=actor.id,
+            username=actor.username,
+            ip=ip,
+            token_id=token_id,
+            owner=row.user.username,
+            name=row.name,
+        )
     await session.commit()
-    return True
+    return row
+
+
+async def list_tokens(session: AsyncSession, user_id: int | None = None) -> list[ApiToken]:
+    """API tokens, newest first; all of them or one user's."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return list(await session.scalars(query))
 
 
 async def end_all_sessions(session: AsyncSession, user: User) -> None:
@@ -328,24 +368,161 @@ async def create_user(
 
 async def change_password(
     session: AsyncSession, user: User, new_password: str, *, actor: User, ip: str | None
-) -> None:
-    """Set a new password; all of the user's sessions and tokens end."""
+) -> User:
+    """Set a new password; all of the user's sessions and tokens end.
+
+    Used for one's own password and for an admin's reset of someone else's.
+    Refuses (``ValueError``) a password that ``password_problem`` refuses.
+    """
     if problem := password_problem(new_password, user.username):
         raise ValueError(problem)
     new_hash = hash_password(new_password)
     await begin_write(session)
-    user = await session.get_one(User, user.id)
+    user = await session.get_one(User, user.id, populate_existing=True)
     user.password_hash = new_hash
     await end_all_sessions(session, user)
     audit(
         session,
-        "password_changed",
+        "password_changed" if actor.id == user.id else "password_reset",
         user_id=actor.id,
         username=actor.username,
         ip=ip,
         target=user.username,
     )
     await session.commit()
+    return user
+
+
+class UserChangeRefused(ValueError):
+    """A change to a login that would break a rule (for example: no active admin left)."""
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Every login, active ones first, by username."""
+    return list(await session.scalars(select(User).order_by(User.active.desc(), User.username)))
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def _lock_for_change(session: AsyncSession, user_id: int) -> tuple[User, list[int]]:
+    """Lock the active admins, then the user to change; returns the user and the admins' ids.
+
+    Always in the same order (admins by id, then the target), so two admins
+    changing each other at the same moment wait for one another instead of
+    deadlocking, and the second sees what the first did.
+    """
+    admin_ids = list(
+        await session.scalars(
+            select(User.id)
+            .where(User.role == "admin", User.active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        )
+    )
+    user = await session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        await session.rollback()
+        raise LookupError(user_id)
+    return user, admin_ids
+
+
+async def _refuse_losing_last_admin(
+    session: AsyncSession, user: User, admin_ids: list[int]
+) -> None:
+    if admin_ids == [user.id]:
+        message = _(
+            "%(name)s is the last active admin. Make another user an admin first.",
+            name=user.username,
+        )
+        await session.rollback()  # expires ``user``: read what the message needs first
+        raise UserChangeRefused(message)
+
+
+async def set_role(
+    session: AsyncSession, user_id: int, role: str, *, actor: User, ip: str | None
+) -> User:
+    """Give a user another role.
+
+    Refuses an unknown role and demoting the last active admin. Raises
+    ``LookupError`` when the user does not exist.
+    """
+    if role not in ROLES:
+        raise ValueError(_("Unknown role."))
+    await begin_write(session)
+    user, admin_ids = await _lock_for_change(session, user_id)
+    if user.role == role:
+        await session.commit()  # nothing to change; commit keeps ``user`` loaded
+        return user
+    if user.role == "admin" and user.active:
+        await _refuse_losing_last_admin(session, user, admin_ids)
+    audit(
+        session,
+        "role_changed",
+        user_id=actor.id,
+        username=actor.username,
+        ip=ip,
+        target=user.username,
+        old=user.role,
+        new=role,
+    )
+    user.role = role
+    await session.commit()
+    return user
+
+
+async def set_active(
+    session: AsyncSession, user_id: int, active: bool, *, actor: User, ip: str | None
+) -> User:
+    """Disable or re-enable a login. Disabling ends all its sessions and tokens at once.
+
+    Refuses disabling one's own login and disabling the last active admin.
+    Raises ``LookupError`` when the user does not exist.
+    """
+    await begin_write(session)
+    user, admin_ids = await _lock_for_change(session, user_id)
+    if user.active == active:
+        await session.commit()  # nothing to change; commit keeps ``user`` loaded
+        return user
+    if not active:
+        if user.id == actor.id:
+            await session.rollback()
+            raise UserChangeRefused(
+                _("You cannot disable your own login. Ask another admin to do it.")
+            )
+        if user.role == "admin":
+            await _refuse_losing_last_admin(session, user, admin_ids)
+        await end_all_sessions(session, user)
+    user.active = active
+    audit(
+        session,
+        "user_enabled" if active else "user_disabled",
+        user_id=actor.id,
+        username=actor.username,
+        ip=ip,
+        target=user.username,
+    )
+    await session.commit()
+    return user
+
+
+async def reset_password(
+    session: AsyncSession, user_id: int, new_password: str, *, actor: User, ip: str | None
+) -> User:
+    """An admin sets a new password for someone; that user's sessions and tokens end.
+
+    Refuses a weak password (``ValueError``); ``LookupError`` when the user does not exist.
+    """
+    user = await session.get(User, user_id)
+    if user is None:
+        raise LookupError(user_id)
+    return await change_password(session, user, new_password, actor=actor, ip=ip)
 
 
 def check_password(user: User, password: str) -> bool:

@@ -34,6 +34,20 @@
     }
   });
 
+  document.addEventListener("click", function (event) {
+    var print = event.target.closest("[data-print]");
+    if (print) { event.preventDefault(); window.print(); }
+  });
+
+  // Choosing a service fills in its default price; the amount stays editable.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-fills-amount]");
+    if (!select) return;
+    var option = select.options[select.selectedIndex];
+    var amount = document.getElementById(select.getAttribute("data-fills-amount"));
+    if (amount && option && option.dataset.price) amount.value = option.dataset.price;
+  });
+
   // Toasts that are not errors fade by themselves.
   document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll(".toast-ok, .toast-info").forEach(function (el) {

@@ -1,0 +1,113 @@
+"""Idempotent money requests: the same key again returns the first answer.
+
+The key row is inserted in the same transaction as the money it guards, so a
+request either leaves both (money written, answer stored) or neither (a
+refused or failed request stores no key). A second request with the same key
+waits on the unique index (PostgreSQL) or the write lock (SQLite) until the
+first one ends, then replays its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import begin_write
+from app.ledger.models import IdempotencyKey
+from app.web.i18n import _
+
+MAX_KEY_LENGTH = 128
+
+
+class KeyReused(ValueError):
+    """The key was used before for a request with different content (422)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def fingerprint(operation: str, content: dict[str, Any]) -> str:
+    """A stable hash of what a request asks for, whatever form (UI or API) it came in."""
+    canonical = json.dumps({"op": operation, **content}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def clean_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key:
+        return None
+    if len(key) > MAX_KEY_LENGTH:
+        raise KeyReused(_("The idempotency key is too long (at most 128 characters)."))
+    return key
+
+
+async def run_once(
+    session: AsyncSession,
+    user_id: int,
+    key: str | None,
+    request_hash: str,
+    work: Callable[[], Awaitable[Answer]],
+) -> Answer:
+    """Run ``work`` (which writes but does not commit) at most once per (user, key).
+
+    ``work`` raising leaves nothing behind: its writes and the key roll back.
+    """
+    key = clean_key(key)
+    if key is None:
+        await begin_write(session)
+        answer = await work()
+        await session.commit()
+        return answer
+    for _attempt in range(2):
+        await begin_write(session)
+        row = await session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+            )
+        )
+        if row is not None:
+            stored = (row.request_hash, row.status_code, row.response_body)
+            await session.rollback()
+            return _replay(*stored, request_hash)
+        try:
+            row = IdempotencyKey(
+                user_id=user_id, key=key, request_hash=request_hash, created_at=datetime.now(UTC)
+            )
+            session.add(row)
+            await session.flush()
+        except IntegrityError:
+            # Someone committed the same key between our read and our insert.
+            await session.rollback()
+            continue
+        try:
+            answer = await work()
+            row.status_code = answer.status_code
+            row.response_body = json.dumps(answer.body, default=str)
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        return answer
+    raise RuntimeError("idempotency key raced twice")  # pragma: no cover
+
+
+def _replay(
+    stored_hash: str, status_code: int | None, body: str | None, request_hash: str
+) -> Answer:
+    if stored_hash != request_hash:
+        raise KeyReused(_("This idempotency key was already used for a different request."))
+    return Answer(status_code or 200, json.loads(body or "{}"), replayed=True)

@@ -1,0 +1,693 @@
+"""The money rules of DESIGN.md ("Money", "Balances", "The journal"), in one place.
+
+Every method here that moves money:
+- runs inside the caller's write transaction (``idempotency.run_once`` opens it
+  and commits) and writes its journal ``Entry`` rows in that same transaction;
+- changes a client's running ``credit_cents`` / ``owed_cents`` with one
+  conditional UPDATE, so credit never goes below zero even when several
+  worker processes charge the same client at once;
+- refuses with ``Refused`` (409: a state conflict) or ``Invalid`` (422: bad
+  input), before anything is flushed, so a refused request writes nothing.
+
+Amounts are integer cents. Entry signs: ``credit_delta`` and ``owed_delta``
+are what the event did to the client; ``amount`` = credit_delta − owed_delta
+is its effect on the balance (a charge is negative, a payment positive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.models import Service, Staff
+from app.admin.services import PracticeSettings
+from app.auth.models import User
+from app.clients.models import Client
+from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
+from app.statements.models import Period
+from app.web.i18n import _, decimal_string, format_money
+
+
+class LedgerError(Exception):
+    status_code = 409
+
+    def __init__(self, message: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+
+class Refused(LedgerError):
+    """The request is well formed but the ledger's state does not allow it (409)."""
+
+
+class Invalid(LedgerError):
+    """The request's input is wrong (422); ``field`` names the form field."""
+
+    status_code = 422
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- shared checks --------------------------------------------------------------------------
+
+
+def check_amount(amount_cents: int, practice: PracticeSettings, field: str = "amount") -> None:
+    if amount_cents <= 0:
+        raise Invalid(_("The amount must be greater than zero."), field)
+    if amount_cents > practice.max_amount_cents:
+        raise Invalid(
+            _(
+                "The amount is above the maximum of %(max)s.",
+                max=format_money(practice.max_amount_cents),
+            ),
+            field,
+        )
+
+
+def check_method(method: str, field: str = "method") -> None:
+    if method not in PAYMENT_METHODS:
+        raise Invalid(_("Choose how the money was paid."), field)
+
+
+async def ensure_month_open(session: AsyncSession, day: date) -> None:
+    """Refuse any entry dated in a closed month."""
+    month = f"{day.year:04d}-{day.month:02d}"
+    closed = await session.scalar(
+        select(Period.id).where(Period.month == month, Period.closed_at.is_not(None))
+    )
+    if closed is not None:
+        raise Refused(
+            _(
+                "%(month)s is closed: nothing dated in it can change. Use a date in an open month.",
+                month=month,
+            ),
+            "date",
+        )
+
+
+async def _client_for_update(session: AsyncSession, client_id: int) -> Client:
+    client = await session.scalar(
+        select(Client)
+        .where(Client.id == client_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if client is None:
+        raise Invalid(_("Choose a client."), "client_id")
+    return client
+
+
+async def _move_client(
+    session: AsyncSession, client_id: int, credit_delta: int, owed_delta: int
+) -> None:
+    """Apply net deltas to a client's credit and owed in one atomic, conditional UPDATE.
+
+    The WHERE clause makes "credit never negative" hold under concurrency on
+    both databases: a second request that would overdraw finds no row to update.
+    """
+    result = await session.execute(
+        update(Client)
+        .where(
+            Client.id == client_id,
+            Client.credit_cents + credit_delta >= 0,
+            Client.owed_cents + owed_delta >= 0,
+        )
+        .values(
+            credit_cents=Client.credit_cents + credit_delta,
+            owed_cents=Client.owed_cents + owed_delta,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Refused(_("Not enough credit for this."), "amount")
+
+
+def _entry(
+    client_id: int,
+    kind: str,
+    day: date,
+    actor: User,
+    *,
+    credit_delta: int = 0,
+    owed_delta: int = 0,
+    description: str = "",
+    key: str | None = None,
+    **links: Any,
+) -> Entry:
+    return Entry(
+        client_id=client_id,
+        kind=kind,
+        amount_cents=credit_delta - owed_delta,
+        credit_delta_cents=credit_delta,
+        owed_delta_cents=owed_delta,
+        effective_date=day,
+        description=description[:300],
+        user_id=actor.id,
+        idempotency_key=key,
+        created_at=_now(),
+        **links,
+    )
+
+
+def _status(amount_cents: int, paid_cents: int) -> str:
+    if paid_cents == 0:
+        return "open"
+    return "paid" if paid_cents >= amount_cents else "partial"
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def charge_json(charge: Charge) -> dict[str, Any]:
+    return {
+        "id": charge.id,
+        "client_id": charge.client_id,
+        "amount": decimal_string(charge.amount_cents),
+        "date": charge.date.isoformat(),
+        "due_date": charge.due_date.isoformat(),
+        "status": charge.status,
+        "paid_amount": decimal_string(charge.paid_cents),
+        "open_amount": decimal_string(charge.open_cents),
+        "description": charge.description,
+        "service_id": charge.service_id,
+        "staff_id": charge.staff_id,
+    }
+
+
+@dataclass
+class PaymentResult:
+    payment: Payment
+    allocations: list[tuple[int, int]] = field(default_factory=list)  # (charge_id, cents)
+    credit_added_cents: int = 0
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.payment.id,
+            "client_id": self.payment.client_id,
+            "amount": decimal_string(self.payment.amount_cents),
+            "method": self.payment.method,
+            "received_on": self.payment.received_on.isoformat(),
+            "allocations": [
+                {"charge_id": cid, "amount": decimal_string(cents)}
+                for cid, cents in self.allocations
+            ],
+            "credit_added": decimal_string(self.credit_added_cents),
+        }
+
+
+# --- charges --------------------------------------------------------------------------------
+
+
+@dataclass
+class ChargeInput:
+    client_id: int
+    amount_cents: int
+    day: date
+    service_id: int | None = None
+    staff_id: int | None = None
+    description: str = ""
+    due_date: date | None = None
+    pay_from_credit: bool = False
+    pay_now_method: str | None = None
+    reference: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.__dict__.items()}
+
+
+async def register_charge(
+    session: AsyncSession,
+    actor: User,
+    practice: PracticeSettings,
+    data: ChargeInput,
+    key: str | None = None,
+) -> tuple[Charge, PaymentResult | None]:
+    """Register a session/service owed by a client, and settle it if asked.
+
+    - ``pay_now_method``: a payment of the full amount is recorded and allocated to it;
+    - ``pay_from_credit``: the client's credit pays it; refused when credit is short;
+    - neither: the charge stays open until paid.
+    Refuses: unknown client/service/staff, an archived client, a bad amount,
+    both settle options at once, a date in a closed month.
+    """
+    check_amount(data.amount_cents, practice)
+    if data.pay_from_credit and data.pay_now_method:
+        raise Invalid(_("Choose either pay now or use credit, not both."), "settle")
+    if data.pay_now_method:
+        check_method(data.pay_now_method, "pay_now_method")
+    due = data.due_date or data.day + timedelta(days=practice.due_days)
+    if due < data.day:
+        raise Invalid(_("The due date cannot be before the session date."), "due_date")
+    client = await _client_for_update(session, data.client_id)
+    if not client.active:
+        raise Invalid(_("This client is archived. Restore the client first."), "client_id")
+    await ensure_month_open(session, data.day)
+    if data.pay_from_credit and client.credit_cents < data.amount_cents:
+        raise Refused(
+            _(
+                "Not enough credit: %(name)s has %(credit)s and this costs %(amount)s. "
+                "Nothing was recorded.",
+                name=client.name,
+                credit=format_money(client.credit_cents),
+                amount=format_money(data.amount_cents),
+            ),
+            "settle",
+        )
+
+    description = data.description.strip()
+    commission_bp = 0
+    service = staff = None
+    if data.service_id is not None:
+        service = await session.get(Service, data.service_id)
+        if service is None:
+            raise Invalid(_("Unknown service."), "service_id")
+        description = description or service.name
+    if data.staff_id is not None:
+        staff = await session.get(Staff, data.staff_id)
+        if staff is None:
+            raise Invalid(_("Unknown staff member."), "staff_id")
+        commission_bp = staff.commission_bp
+    if service is not None and service.commission_bp is not None and staff is not None:
+        commission_bp = service.commission_bp
+    description = description or _("Session")
+
+    charge = Charge(
+        client_id=client.id,
+        date=data.day,
+        service_id=data.service_id,
+        staff_id=data.staff_id,
+        description=description[:300],
+        amount_cents=data.amount_cents,
+        paid_cents=0,
+        due_date=due,
+        status="open",
+        commission_bp=commission_bp,
+        created_by_id=actor.id,
+    )
+    session.add(charge)
+    await session.flush()
+    session.add(
+        _entry(
+            client.id,
+            "charge",
+            data.day,
+            actor,
+            owed_delta=data.amount_cents,
+            description=description,
+            key=key,
+            charge_id=charge.id,
+        )
+    )
+    credit_delta, owed_delta = 0, data.amount_cents
+    payment_result = None
+    if data.pay_from_credit:
+        session.add(
+            _entry(
+                client.id,
+                "credit_applied",
+                data.day,
+                actor,
+                credit_delta=-data.amount_cents,
+                owed_delta=-data.amount_cents,
+                description=_("Paid from credit"),
+                key=key,
+                charge_id=charge.id,
+            )
+        )
+        session.add(
+            Allocation(
+                charge_id=charge.id,
+                payment_id=None,
+                amount_cents=data.amount_cents,
+                created_by_id=actor.id,
+                created_at=_now(),
+            )
+        )
+        credit_delta, owed_delta = -data.amount_cents, 0
+        charge.paid_cents, charge.status = data.amount_cents, "paid"
+    elif data.pay_now_method:
+        payment = Payment(
+            client_id=client.id,
+            amount_cents=data.amount_cents,
+            method=data.pay_now_method,
+            received_on=data.day,
+            reference=data.reference,
+            created_by_id=actor.id,
+            created_at=_now(),
+        )
+        session.add(payment)
+        await session.flush()
+        session.add_all(
+            [
+                _entry(
+                    client.id,
+                    "payment",
+                    data.day,
+                    actor,
+                    credit_delta=data.amount_cents,
+                    description=_payment_description(payment),
+                    key=key,
+                    payment_id=payment.id,
+                ),
+                _entry(
+                    client.id,
+                    "payment_applied",
+                    data.day,
+                    actor,
+                    credit_delta=-data.amount_cents,
+                    owed_delta=-data.amount_cents,
+                    description=description,
+                    key=key,
+                    payment_id=payment.id,
+                    charge_id=charge.id,
+                ),
+                Allocation(
+                    charge_id=charge.id,
+                    payment_id=payment.id,
+                    amount_cents=data.amount_cents,
+                    created_by_id=actor.id,
+                    created_at=_now(),
+                ),
+            ]
+        )
+        charge.paid_cents, charge.status = data.amount_cents, "paid"
+        owed_delta = 0
+        payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
+    await _move_client(session, client.id, credit_delta, owed_delta)
+    await session.flush()
+    return charge, payment_result
+
+
+def _payment_description(payment: Payment) -> str:
+    methods = {
+        "cash": _("Cash"),
+        "card": _("Card"),
+        "transfer": _("Bank transfer"),
+        "pix": _("Pix"),
+        "other": _("Other"),
+    }
+    text = _("Payment (%(method)s)", method=methods.get(payment.method, payment.method))
+    if payment.reference:
+        text += f" · {payment.reference}"
+    return text
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+@dataclass
+class PaymentInput:
+    client_id: int
+    amount_cents: int
+    method: str
+    received_on: date
+    reference: str | None = None
+    charge_ids: list[int] | None = None
+    remainder_to_credit: bool = False
+
+    def content(self) -> dict[str, Any]:
+        out = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.__dict__.items()}
+        out["charge_ids"] = sorted(self.charge_ids) if self.charge_ids else None
+        return out
+
+
+async def record_payment(
+    session: AsyncSession,
+    actor: User,
+    practice: PracticeSettings,
+    data: PaymentInput,
+    key: str | None = None,
+) -> PaymentResult:
+    """Money received from a client.
+
+    Without ``charge_ids`` it is a top-up: all of it becomes credit. With
+    ``charge_ids`` it is allocated to those charges, oldest first; paying more
+    than they owe is refused (with the amount owed) unless
+    ``remainder_to_credit``, which keeps the rest as credit. Charges already
+    paid or void among them are skipped; if none is left to pay, it is refused.
+    """
+    check_amount(data.amount_cents, practice)
+    check_method(data.method)
+    client = await _client_for_update(session, data.client_id)
+    await ensure_month_open(session, data.received_on)
+
+    charges: list[Charge] = []
+    if data.charge_ids:
+        charges = list(
+            await session.scalars(
+                select(Charge)
+                .where(Charge.id.in_(set(data.charge_ids)), Charge.client_id == client.id)
+                .order_by(Charge.date, Charge.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        )
+        if len(charges) != len(set(data.charge_ids)):
+            raise Invalid(_("Some of the chosen charges are not this client's."), "charge_ids")
+        charges = [c for c in charges if c.status in ("open", "partial")]
+        if not charges:
+            raise Refused(_("The chosen charges are already paid or void."), "charge_ids")
+        owed = sum(c.open_cents for c in charges)
+        if data.amount_cents > owed and not data.remainder_to_credit:
+            raise Refused(
+                _(
+                    "This is more than the chosen charges owe (%(owed)s). "
+                    "Lower the amount or keep the rest as credit.",
+                    owed=format_money(owed),
+                ),
+                "amount",
+                owed=decimal_string(owed),
+            )
+
+    payment = Payment(
+        client_id=client.id,
+        amount_cents=data.amount_cents,
+        method=data.method,
+        received_on=data.received_on,
+        reference=(data.reference or "").strip()[:200] or None,
+        created_by_id=actor.id,
+        created_at=_now(),
+    )
+    session.add(payment)
+    await session.flush()
+    session.add(
+        _entry(
+            client.id,
+            "payment",
+            data.received_on,
+            actor,
+            credit_delta=data.amount_cents,
+            description=_payment_description(payment),
+            key=key,
+            payment_id=payment.id,
+        )
+    )
+    result = PaymentResult(payment)
+    left = data.amount_cents
+    for charge in charges:
+        if left == 0:
+            break
+        part = min(left, charge.open_cents)
+        left -= part
+        await _allocate(session, actor, charge, part, data.received_on, key, payment_id=payment.id)
+        result.allocations.append((charge.id, part))
+    allocated = data.amount_cents - left
+    result.credit_added_cents = left
+    await _move_client(session, client.id, data.amount_cents - allocated, -allocated)
+    await session.flush()
+    return result
+
+
+async def _allocate(
+    session: AsyncSession,
+    actor: User,
+    charge: Charge,
+    cents: int,
+    day: date,
+    key: str | None,
+    payment_id: int | None,
+) -> None:
+    """Apply ``cents`` of a payment (or of credit, payment_id None) to a charge.
+
+    The caller moves the client's totals; this writes the allocation, the
+    journal entry, and the charge's paid amount and status.
+    """
+    paid = charge.paid_cents + cents
+    result = await session.execute(
+        update(Charge)
+        .where(
+            Charge.id == charge.id,
+            Charge.status.in_(("open", "partial")),
+            Charge.paid_cents + cents <= Charge.amount_cents,
+        )
+        .values(
+            paid_cents=Charge.paid_cents + cents,
+            status=_status(charge.amount_cents, paid),
+            status_changed_by_id=actor.id,
+            status_changed_at=_now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Refused(_("This charge was already paid."), "charge_ids")
+    charge.paid_cents, charge.status = paid, _status(charge.amount_cents, paid)
+    session.add(
+        Allocation(
+            charge_id=charge.id,
+            payment_id=payment_id,
+            amount_cents=cents,
+            created_by_id=actor.id,
+            created_at=_now(),
+        )
+    )
+    session.add(
+        _entry(
+            charge.client_id,
+            "payment_applied" if payment_id else "credit_applied",
+            day,
+            actor,
+            credit_delta=-cents,
+            owed_delta=-cents,
+            description=charge.description,
+            key=key,
+            payment_id=payment_id,
+            charge_id=charge.id,
+        )
+    )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+async def get_charge(session: AsyncSession, charge_id: int) -> Charge | None:
+    return await session.get(Charge, charge_id)
+
+
+async def list_charges(
+    session: AsyncSession,
+    *,
+    client_id: int | None = None,
+    month: str | None = None,
+    status: str | None = None,
+    overdue: bool | None = None,
+    today: date | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Charge], int]:
+    """Charges filtered as the API and the open-charges list need; oldest first."""
+    conditions = []
+    if client_id is not None:
+        conditions.append(Charge.client_id == client_id)
+    if month:
+        first = date.fromisoformat(month + "-01")
+        nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        conditions.append(and_(Charge.date >= first, Charge.date < nxt))
+    if status:
+        conditions.append(Charge.status == status)
+    if overdue is not None and today is not None:
+        is_overdue = and_(Charge.status.in_(("open", "partial")), Charge.due_date < today)
+        conditions.append(is_overdue if overdue else ~is_overdue)
+    query = select(Charge).where(*conditions)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(query.order_by(Charge.date, Charge.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+# --- the journal check ----------------------------------------------------------------------
+
+
+@dataclass
+class Difference:
+    client_id: int
+    what: str
+    stored: int
+    computed: int
+
+
+async def verify(session: AsyncSession) -> list[Difference]:
+    """Recompute every client's credit and owed three ways and list each disagreement.
+
+    1. the journal: sum of credit/owed deltas of its entries;
+    2. the records: payments − allocations − refunds (credit), open parts of charges (owed);
+    3. each charge's paid amount against the sum of its allocations.
+    """
+    diffs: list[Difference] = []
+    journal = {
+        cid: (credit or 0, owed or 0)
+        for cid, credit, owed in await session.execute(
+            select(
+                Entry.client_id,
+                func.sum(Entry.credit_delta_cents),
+                func.sum(Entry.owed_delta_cents),
+            ).group_by(Entry.client_id)
+        )
+    }
+    paid_in = dict(
+        (
+            await session.execute(
+                select(Payment.client_id, func.sum(Payment.amount_cents)).group_by(
+                    Payment.client_id
+                )
+            )
+        ).all()
+    )
+    refunded = dict(
+        (
+            await session.execute(
+                select(Refund.client_id, func.sum(Refund.amount_cents)).group_by(Refund.client_id)
+            )
+        ).all()
+    )
+    allocated = dict(
+        (
+            await session.execute(
+                select(Charge.client_id, func.sum(Allocation.amount_cents))
+                .join(Charge, Charge.id == Allocation.charge_id)
+                .group_by(Charge.client_id)
+            )
+        ).all()
+    )
+    open_parts = dict(
+        (
+            await session.execute(
+                select(Charge.client_id, func.sum(Charge.amount_cents - Charge.paid_cents))
+                .where(Charge.status != "void")
+                .group_by(Charge.client_id)
+            )
+        ).all()
+    )
+    clients = await session.execute(select(Client.id, Client.credit_cents, Client.owed_cents))
+    for cid, credit, owed in clients:
+        j_credit, j_owed = journal.get(cid, (0, 0))
+        r_credit = (paid_in.get(cid) or 0) - (allocated.get(cid) or 0) - (refunded.get(cid) or 0)
+        r_owed = open_parts.get(cid) or 0
+        for what, computed, stored in (
+            ("credit (journal)", j_credit, credit),
+            ("owed (journal)", j_owed, owed),
+            ("credit (payments - allocations - refunds)", r_credit, credit),
+            ("owed (open charges)", r_owed, owed),
+        ):
+            if computed != stored:
+                diffs.append(Difference(cid, what, stored, computed))
+    bad_charges = await session.execute(
+        select(
+            Charge.client_id,
+            Charge.id,
+            Charge.paid_cents,
+            func.coalesce(func.sum(Allocation.amount_cents), 0),
+        )
+        .outerjoin(Allocation, Allocation.charge_id == Charge.id)
+        .group_by(Charge.id, Charge.client_id, Charge.paid_cents)
+        .having(Charge.paid_cents != func.coalesce(func.sum(Allocation.amount_cents), 0))
+    )
+    for cid, charge_id, paid, alloc in bad_charges:
+        diffs.append(Difference(cid, f"charge {charge_id} paid vs allocations", paid, alloc))
+    return diffs
