@@ -25,6 +25,7 @@ from app.auth.controllers import AuthController, TokenController
 from app.auth.guards import authorize
 from app.auth.middleware import AuthMiddleware
 from app.clients.controllers import ClientApiController, ClientController
+from app.collecting.controllers import CollectingApi, CollectingPages
 from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
 from app.ledger.controllers import LedgerApi, LedgerPages
@@ -54,6 +55,8 @@ def _route_handlers() -> list[Any]:
         CatalogApiController,
         LedgerPages,
         LedgerApi,
+        CollectingPages,
+        CollectingApi,
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False
         ),

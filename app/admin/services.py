@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import get_timezone
 from babel.numbers import UnknownCurrencyError, get_currency_name
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Setting
-from app.audit import audit
+from app.audit import AuditEvent, audit
 from app.auth.models import User
 from app.db import begin_write
-from app.web.i18n import LANGUAGES, Formatting, _, valid_locale
+from app.web.i18n import LANGUAGES, AmountError, Formatting, _, parse_amount, valid_locale
 
 
 @dataclass
@@ -30,6 +34,21 @@ class PracticeSettings:
     max_amount_cents: int = 10_000_000  # 100,000.00
     due_days: int = 0
     payment_instructions: str = ""
+    default_payment_method: str = "cash"
+    # Billing messages for the month review, one per tone. Placeholders:
+    # {client} {month} {dates} {count} {total} {instructions} {practice}
+    message_friendly: str = (
+        "Hello {client}! Here is the summary of {month} at {practice}: {count} session(s) "
+        "on {dates}, {total} in total. {instructions} Thank you!"
+    )
+    message_reminder: str = (
+        "Hello {client}, a reminder that {total} for the sessions of {month} ({dates}) "
+        "is still open. {instructions} If you have already paid, please ignore this message."
+    )
+    message_final: str = (
+        "{client}, the sessions of {month} ({dates}), {total} in total, are still unpaid "
+        "and now overdue. Please settle them this week. {instructions}"
+    )
 
     @property
     def formatting(self) -> Formatting:
@@ -70,7 +89,7 @@ def validate(changes: dict[str, Any]) -> dict[str, str]:
     if "timezone" in changes:
         try:
             get_timezone(str(changes["timezone"]))
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: an empty or malformed name
             errors["timezone"] = _("Unknown time zone.")
     if "practice_name" in changes and not str(changes["practice_name"]).strip():
         errors["practice_name"] = _("Enter the practice's name.")
@@ -124,3 +143,113 @@ class SettingsError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("invalid settings")
         self.errors = errors
+
+
+# Longest text each free-text setting may hold.
+_TEXT_LIMITS = {"practice_name": 200, "practice_address": 500, "payment_instructions": 2000}
+
+
+def settings_from_form(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read the settings form (strings as typed) into setting values; errors by form field.
+
+    The maximum amount is typed the current locale's way (``max_amount`` in
+    the form, ``max_amount_cents`` in the settings); due days as a whole number.
+    Only the fields present in the form are returned, so a later issue's
+    settings form can post only its own fields.
+    """
+    changes: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in (
+        "practice_name",
+        "practice_address",
+        "currency",
+        "locale",
+        "language",
+        "timezone",
+        "phone_country_code",
+        "payment_instructions",
+    ):
+        if name in form:
+            value = form[name].strip()
+            if name == "currency":
+                value = value.upper()
+            if name == "locale" and valid_locale(value):
+                value = str(Locale.parse(value))  # "pt_br" is stored as "pt_BR"
+            if name in _TEXT_LIMITS and len(value) > _TEXT_LIMITS[name]:
+                errors[name] = _("Use at most %(n)d characters.", n=_TEXT_LIMITS[name])
+            changes[name] = value
+    if "max_amount" in form:
+        try:
+            changes["max_amount_cents"] = parse_amount(form["max_amount"])
+        except AmountError as exc:
+            errors["max_amount"] = str(exc)
+    if "due_days" in form:
+        raw = form["due_days"].strip()
+        if raw.isdigit():
+            changes["due_days"] = int(raw)
+        else:
+            errors["due_days"] = _("A whole number of days, like 0 or 10.")
+    for name, message in validate(changes).items():
+        errors.setdefault("max_amount" if name == "max_amount_cents" else name, message)
+    return changes, errors
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass
+class AuditFilter:
+    action: str = ""
+    username: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass
+class AuditPage:
+    events: list[AuditEvent]
+    total: int
+    page: int
+    pages: int
+    actions: list[str]
+
+
+async def audit_events(
+    session: AsyncSession, where: AuditFilter, page: int = 1, timezone: str = "UTC"
+) -> AuditPage:
+    """One page of the audit log, newest first.
+
+    ``username`` matches who acted and whose login was acted on (the
+    ``target`` of user changes); the dates are whole days in the
+    installation's time zone, both included.
+    """
+    query = select(AuditEvent)
+    if where.action:
+        query = query.where(AuditEvent.action == where.action)
+    if where.username:
+        name = where.username.strip().lower()
+        target = json.dumps({"target": name}, ensure_ascii=False)[1:-1]
+        query = query.where(
+            or_(AuditEvent.username == name, AuditEvent.detail.contains(target, autoescape=True))
+        )
+    zone = ZoneInfo(timezone)
+    if where.date_from is not None:
+        start = datetime.combine(where.date_from, time.min, zone)
+        query = query.where(AuditEvent.at >= start)
+    if where.date_to is not None:
+        end = datetime.combine(where.date_to + timedelta(days=1), time.min, zone)
+        query = query.where(AuditEvent.at < end)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    events = list(
+        await session.scalars(
+            query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(AUDIT_PAGE_SIZE)
+            .offset((page - 1) * AUDIT_PAGE_SIZE)
+        )
+    )
+    actions = list(
+        await session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )
+    return AuditPage(events=events, total=total, page=page, pages=pages, actions=actions)

@@ -68,7 +68,7 @@ async def _catalog(session: AsyncSession) -> tuple[list[Service], list[Staff]]:
     return list(service_rows), list(staff_rows)
 
 
-def _method_labels() -> dict[str, str]:
+def method_labels() -> dict[str, str]:
     return {
         "cash": _("Cash"),
         "card": _("Card"),
@@ -142,12 +142,12 @@ class LedgerPages(Controller):
                 "staff": staff_rows,
                 "values": values,
                 "errors": errors,
-                "methods": _method_labels(),
+                "methods": method_labels(),
             },
             status_code=status_code,
         )
 
-    @post("/charges", opt={"roles": STAFF}, status_code=303)
+    @post("/charges/new", opt={"roles": STAFF}, status_code=303)
     async def create_charge(
         self, request: Request[Any, Any, Any], db_session: AsyncSession
     ) -> Template | Redirect:
@@ -233,7 +233,7 @@ class LedgerPages(Controller):
                 "client": client,
                 "values": values,
                 "errors": errors,
-                "methods": _method_labels(),
+                "methods": method_labels(),
             },
             status_code=status_code,
         )
@@ -304,7 +304,7 @@ class LedgerPages(Controller):
                 "allocations": allocations,
                 "credit_added_cents": payment.amount_cents - applied,
                 "size": "80mm" if size == "80mm" else "a4",
-                "methods": _method_labels(),
+                "methods": method_labels(),
             },
         )
 

@@ -83,6 +83,10 @@ class Payment(Base):
     reference: Mapped[str | None] = mapped_column(String(200), default=None)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # Set when a payment recorded by mistake is reversed (a "payment_reversed" entry).
+    # Reversed payments are not money received.
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    reversed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
 
 
 class Allocation(Base):

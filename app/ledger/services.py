@@ -30,6 +30,7 @@ from app.clients.models import Client
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
 from app.statements.models import Period
 from app.web.i18n import _, decimal_string, format_money
+from app.web.i18n import today as local_today
 
 
 class LedgerError(Exception):
@@ -564,6 +565,313 @@ async def _allocate(
     )
 
 
+# --- collecting: batches, undoing, voids, refunds, credit ----------------------------------
+
+
+@dataclass
+class BatchResult:
+    payments: list[PaymentResult] = field(default_factory=list)
+    skipped: list[Charge] = field(default_factory=list)  # already paid or void
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "payments": [p.json() for p in self.payments],
+            "skipped": [c.id for c in self.skipped],
+        }
+
+
+async def _lock_charges(session: AsyncSession, charge_ids: list[int]) -> list[Charge]:
+    rows = list(
+        await session.scalars(
+            select(Charge)
+            .where(Charge.id.in_(set(charge_ids)))
+            .order_by(Charge.client_id, Charge.date, Charge.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    if len(rows) != len(set(charge_ids)):
+        raise Invalid(_("Some of the chosen charges do not exist."), "charge_ids")
+    return rows
+
+
+async def pay_charges(
+    session: AsyncSession,
+    actor: User,
+    practice: PracticeSettings,
+    charge_ids: list[int],
+    method: str,
+    day: date,
+    key: str | None = None,
+) -> BatchResult:
+    """Confirm payment of the chosen charges in full: one payment per client, atomically.
+
+    Charges already paid or void are skipped and reported, never paid twice.
+    Refuses an empty choice and a choice where nothing is left to pay.
+    """
+    if not charge_ids:
+        raise Invalid(_("Tick at least one charge."), "charge_ids")
+    check_method(method)
+    result = BatchResult()
+    by_client: dict[int, list[Charge]] = {}
+    for charge in await _lock_charges(session, charge_ids):
+        if charge.status in ("open", "partial"):
+            by_client.setdefault(charge.client_id, []).append(charge)
+        else:
+            result.skipped.append(charge)
+    if not by_client:
+        raise Refused(_("All the chosen charges are already paid or void."), "charge_ids")
+    for client_id, charges in by_client.items():
+        data = PaymentInput(
+            client_id=client_id,
+            amount_cents=sum(c.open_cents for c in charges),
+            method=method,
+            received_on=day,
+            charge_ids=[c.id for c in charges],
+        )
+        result.payments.append(await record_payment(session, actor, practice, data, key))
+    return result
+
+
+async def apply_credit(
+    session: AsyncSession,
+    actor: User,
+    client_id: int,
+    charge_ids: list[int] | None = None,
+    key: str | None = None,
+) -> list[tuple[int, int]]:
+    """Use the client's credit to pay open charges (the chosen ones, or all), oldest first.
+
+    Refuses when the client has no credit or nothing is open.
+    """
+    client = await _client_for_update(session, client_id)
+    day = today_for_entries()
+    await ensure_month_open(session, day)
+    query = select(Charge).where(
+        Charge.client_id == client.id, Charge.status.in_(("open", "partial"))
+    )
+    if charge_ids:
+        query = query.where(Charge.id.in_(set(charge_ids)))
+    charges = list(
+        await session.scalars(
+            query.order_by(Charge.date, Charge.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    if not charges:
+        raise Refused(_("Nothing is open to pay."), "charge_ids")
+    if client.credit_cents <= 0:
+        raise Refused(_("%(name)s has no credit to use.", name=client.name), "charge_ids")
+    left, applied = client.credit_cents, []
+    for charge in charges:
+        if left == 0:
+            break
+        part = min(left, charge.open_cents)
+        left -= part
+        await _allocate(session, actor, charge, part, day, key, payment_id=None)
+        applied.append((charge.id, part))
+    used = client.credit_cents - left
+    await _move_client(session, client.id, -used, -used)
+    return applied
+
+
+def today_for_entries() -> date:
+    """Voids, refunds and reversals take effect on the day they are recorded."""
+    return local_today()
+
+
+async def reopen_charge(
+    session: AsyncSession, actor: User, charge_id: int, key: str | None = None
+) -> list[str]:
+    """Put a paid or partly paid charge back to open, with reversing records only.
+
+    Each allocation to it is undone by an opposite allocation. A payment that
+    paid only this charge (as "mark paid" records it) is reversed too, so the
+    money it claimed was received no longer counts; money from a payment that
+    also paid something else, or from credit, goes back to the client's credit.
+    Returns notes for the person who asked. Refuses a charge that is open or void.
+    """
+    charge = (await _lock_charges(session, [charge_id]))[0]
+    if charge.status not in ("paid", "partial"):
+        raise Refused(_("This charge is not paid."), "charge_id")
+    day = today_for_entries()
+    await ensure_month_open(session, day)
+    per_payment = (
+        await session.execute(
+            select(Allocation.payment_id, func.sum(Allocation.amount_cents))
+            .where(Allocation.charge_id == charge.id)
+            .group_by(Allocation.payment_id)
+        )
+    ).all()
+    notes: list[str] = []
+    credit_delta = owed_delta = 0
+    for payment_id, cents in per_payment:
+        if not cents:
+            continue
+        session.add(
+            Allocation(
+                charge_id=charge.id,
+                payment_id=payment_id,
+                amount_cents=-cents,
+                created_by_id=actor.id,
+                created_at=_now(),
+            )
+        )
+        session.add(
+            _entry(
+                charge.client_id,
+                "unallocated",
+                day,
+                actor,
+                credit_delta=cents,
+                owed_delta=cents,
+                description=charge.description,
+                key=key,
+                payment_id=payment_id,
+                charge_id=charge.id,
+            )
+        )
+        credit_delta += cents
+        owed_delta += cents
+        payment = await session.get(Payment, payment_id) if payment_id else None
+        elsewhere = 0
+        if payment is not None:
+            elsewhere = await session.scalar(
+                select(func.coalesce(func.sum(Allocation.amount_cents), 0)).where(
+                    Allocation.payment_id == payment.id, Allocation.charge_id != charge.id
+                )
+            )
+        if (
+            payment is not None
+            and payment.reversed_at is None
+            and not elsewhere
+            and payment.amount_cents == cents
+        ):
+            payment.reversed_at, payment.reversed_by_id = _now(), actor.id
+            session.add(
+                _entry(
+                    charge.client_id,
+                    "payment_reversed",
+                    day,
+                    actor,
+                    credit_delta=-payment.amount_cents,
+                    description=_("Payment reversed: %(what)s", what=_payment_description(payment)),
+                    key=key,
+                    payment_id=payment.id,
+                )
+            )
+            credit_delta -= payment.amount_cents
+            notes.append(_("The payment of %(amount)s was reversed.", amount=format_money(cents)))
+        else:
+            notes.append(
+                _("%(amount)s went back to the client's credit.", amount=format_money(cents))
+            )
+    await session.execute(
+        update(Charge)
+        .where(Charge.id == charge.id)
+        .values(
+            paid_cents=0, status="open", status_changed_by_id=actor.id, status_changed_at=_now()
+        )
+        .execution_options(synchronize_session=False)
+    )
+    charge.paid_cents, charge.status = 0, "open"
+    await _move_client(session, charge.client_id, credit_delta, owed_delta)
+    return notes
+
+
+async def void_charge(
+    session: AsyncSession, actor: User, charge_id: int, reason: str, key: str | None = None
+) -> Charge:
+    """Cancel a charge with a reason: a reversing entry takes its amount off what is owed.
+
+    Refuses without a reason, when already void, and while payments are
+    allocated to it (reopen it first, which reverses them).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid(_("Say why the charge is cancelled."), "reason")
+    charge = (await _lock_charges(session, [charge_id]))[0]
+    if charge.status == "void":
+        raise Refused(_("This charge is already void."), "charge_id")
+    if charge.paid_cents > 0:
+        raise Refused(
+            _("Payments are allocated to this charge. Put it back to open first, then void it."),
+            "charge_id",
+        )
+    day = today_for_entries()
+    await ensure_month_open(session, day)
+    session.add(
+        _entry(
+            charge.client_id,
+            "void",
+            day,
+            actor,
+            owed_delta=-charge.amount_cents,
+            description=_("Cancelled: %(what)s — %(why)s", what=charge.description, why=reason),
+            key=key,
+            charge_id=charge.id,
+        )
+    )
+    await _move_client(session, charge.client_id, 0, -charge.amount_cents)
+    charge.status, charge.void_reason = "void", reason[:1000]
+    charge.status_changed_by_id, charge.status_changed_at = actor.id, _now()
+    await session.flush()
+    return charge
+
+
+async def refund_credit(
+    session: AsyncSession,
+    actor: User,
+    practice: PracticeSettings,
+    client_id: int,
+    amount_cents: int,
+    method: str,
+    reason: str | None = None,
+    key: str | None = None,
+) -> Refund:
+    """Hand credit back to the client. Refuses more than the credit the client holds."""
+    check_amount(amount_cents, practice)
+    check_method(method)
+    client = await _client_for_update(session, client_id)
+    day = today_for_entries()
+    await ensure_month_open(session, day)
+    if client.credit_cents < amount_cents:
+        raise Refused(
+            _(
+                "%(name)s has only %(credit)s of credit.",
+                name=client.name,
+                credit=format_money(client.credit_cents),
+            ),
+            "amount",
+        )
+    refund = Refund(
+        client_id=client.id,
+        amount_cents=amount_cents,
+        method=method,
+        refunded_on=day,
+        reason=(reason or "").strip() or None,
+        created_by_id=actor.id,
+        created_at=_now(),
+    )
+    session.add(refund)
+    await session.flush()
+    session.add(
+        _entry(
+            client.id,
+            "refund",
+            day,
+            actor,
+            credit_delta=-amount_cents,
+            description=_("Refund") + (f" · {refund.reason}" if refund.reason else ""),
+            key=key,
+            refund_id=refund.id,
+        )
+    )
+    await _move_client(session, client.id, -amount_cents, 0)
+    return refund
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -633,9 +941,9 @@ async def verify(session: AsyncSession) -> list[Difference]:
     paid_in = dict(
         (
             await session.execute(
-                select(Payment.client_id, func.sum(Payment.amount_cents)).group_by(
-                    Payment.client_id
-                )
+                select(Payment.client_id, func.sum(Payment.amount_cents))
+                .where(Payment.reversed_at.is_(None))
+                .group_by(Payment.client_id)
             )
         ).all()
     )

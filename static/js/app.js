@@ -39,6 +39,16 @@
     if (print) { event.preventDefault(); window.print(); }
   });
 
+  // "Tick all" ticks every row checkbox of the same name.
+  document.addEventListener("change", function (event) {
+    var all = event.target.closest("[data-tick-all]");
+    if (!all) return;
+    var name = all.getAttribute("data-tick-all");
+    document.querySelectorAll('input[type="checkbox"][name="' + name + '"]').forEach(function (box) {
+      box.checked = all.checked;
+    });
+  });
+
   // Choosing a service fills in its default price; the amount stays editable.
   document.addEventListener("change", function (event) {
     var select = event.target.closest("select[data-fills-amount]");

@@ -109,7 +109,7 @@ async def test_register_session_paid_from_credit(client, login, csrf, make_clien
     await topup_via_api(client, csrf, client_id, "100.00")
     fields = await form_page(client, f"/charges/new?client_id={client_id}")
     response = await client.post(
-        "/charges",
+        "/charges/new",
         data={
             **fields,
             "client_id": str(client_id),
@@ -117,6 +117,7 @@ async def test_register_session_paid_from_credit(client, login, csrf, make_clien
             "date": "2026-03-10",
             "settle": "credit",
         },
+        follow_redirects=False,
     )
     assert response.status_code == 303, response.text[:500]
     detail = await client.get(response.headers["location"])
@@ -141,7 +142,7 @@ async def test_credit_short_is_refused_with_a_clear_message_and_writes_nothing(
     )
     fields = await form_page(client, f"/charges/new?client_id={client_id}")
     response = await client.post(
-        "/charges",
+        "/charges/new",
         data={
             **fields,
             "client_id": str(client_id),
@@ -149,6 +150,7 @@ async def test_credit_short_is_refused_with_a_clear_message_and_writes_nothing(
             "date": "2026-03-10",
             "settle": "credit",
         },
+        follow_redirects=False,
     )
     assert response.status_code == 409
     assert "Not enough credit" in response.text and "$10.00" in response.text
@@ -166,7 +168,7 @@ async def test_register_session_pay_now_prints_a_receipt(client, login, csrf, ma
     client_id = await make_client("Carla Dias")
     fields = await form_page(client, f"/charges/new?client_id={client_id}")
     response = await client.post(
-        "/charges",
+        "/charges/new",
         data={
             **fields,
             "client_id": str(client_id),
@@ -175,6 +177,7 @@ async def test_register_session_pay_now_prints_a_receipt(client, login, csrf, ma
             "settle": "pay_now",
             "method": "pix",
         },
+        follow_redirects=False,
     )
     assert response.status_code == 303
     assert re.fullmatch(r"/payments/\d+/receipt", response.headers["location"])
@@ -207,7 +210,7 @@ async def test_register_session_left_open_is_owed(client, login, csrf, make_clie
     assert 'data-price="200.00"' in page.text  # the service fills in its default price
     fields = await form_page(client, f"/charges/new?client_id={client_id}")
     response = await client.post(
-        "/charges",
+        "/charges/new",
         data={
             **fields,
             "client_id": str(client_id),
@@ -217,6 +220,7 @@ async def test_register_session_left_open_is_owed(client, login, csrf, make_clie
             "service_id": str(service_id),
             "staff_id": str(staff_id),
         },
+        follow_redirects=False,
     )
     assert response.status_code == 303
     assert await totals(maker, client_id) == (0, 20000)
@@ -240,8 +244,8 @@ async def test_double_tap_records_one_payment(client, login, csrf, make_client, 
         "method": "cash",
         "received_on": "2026-03-01",
     }
-    first = await client.post("/payments", data=data)
-    second = await client.post("/payments", data=data)
+    first = await client.post("/payments", data=data, follow_redirects=False)
+    second = await client.post("/payments", data=data, follow_redirects=False)
     assert first.status_code == second.status_code == 303
     assert first.headers["location"] == second.headers["location"]
     assert await count(maker, Payment) == 1
@@ -277,6 +281,7 @@ async def test_bad_amount_is_explained_next_to_the_field_and_nothing_is_written(
             "method": "cash",
             "received_on": "2026-03-01",
         },
+        follow_redirects=False,
     )
     assert response.status_code == 422
     assert 'id="e-amount"' in response.text and message in response.text
@@ -304,6 +309,7 @@ async def test_amounts_are_read_in_the_installations_locale(client, login, make_
             "method": "pix",
             "received_on": "2026-03-01",
         },
+        follow_redirects=False,
     )
     assert response.status_code == 303
     assert await totals(maker, client_id) == (123450, 0)
