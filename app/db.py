@@ -177,5 +177,6 @@ def import_models() -> None:
     import app.auth.models
     import app.clients.models
     import app.collecting.models
+    import app.expenses.models
     import app.ledger.models
     import app.statements.models  # noqa: F401

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Service, Staff
@@ -79,7 +79,14 @@ def check_method(method: str, field: str = "method") -> None:
 
 
 async def ensure_month_open(session: AsyncSession, day: date) -> None:
-    """Refuse any entry dated in a closed month."""
+    """Refuse any entry dated in a closed month.
+
+    On PostgreSQL the journal is first locked in ROW EXCLUSIVE mode, which a
+    month being closed (SHARE mode) waits for and blocks: no entry can slip
+    into a month between this check and the close.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("LOCK TABLE entries IN ROW EXCLUSIVE MODE"))
     month = f"{day.year:04d}-{day.month:02d}"
     closed = await session.scalar(
         select(Period.id).where(Period.month == month, Period.closed_at.is_not(None))
