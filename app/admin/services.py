@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import get_timezone
-from babel.numbers import UnknownCurrencyError, get_currency_name
+from babel.numbers import is_currency
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,9 +76,8 @@ def validate(changes: dict[str, Any]) -> dict[str, str]:
     """Field name -> message for each value that cannot be saved."""
     errors: dict[str, str] = {}
     if "currency" in changes:
-        try:
-            get_currency_name(str(changes["currency"]).upper())
-        except UnknownCurrencyError:
+        # get_currency_name() answers any three letters; is_currency() knows the ISO list.
+        if not is_currency(str(changes["currency"]).upper()):
             errors["currency"] = _("Unknown currency code.")
         if len(str(changes["currency"])) != 3:
             errors["currency"] = _("Use a three-letter ISO 4217 code, like BRL or EUR.")

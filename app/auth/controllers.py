@@ -1,21 +1,25 @@
-"""Login, logout, one's own password, and API tokens."""
+"""Login, logout, one's own account (password, API tokens), and the API token endpoint."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import services
+from app.auth.middleware import expired_cookie, session_cookie
 from app.auth.models import User
 from app.config import Settings
+from app.web.errors import is_htmx
+from app.web.i18n import _
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -24,11 +28,20 @@ def client_ip(request: Request[Any, Any, Any]) -> str | None:
     return request.client.host if request.client else None
 
 
+def current_user(request: Request[Any, Any, Any]) -> User:
+    """The logged-in user (the guard has already refused anonymous requests)."""
+    return request.scope["user"]
+
+
 def safe_next(target: str | None) -> str:
     """Only local paths: never redirect a fresh login to another site."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def session_lifetime(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.session_absolute_hours)
 
 
 class LoginForm(Struct):
@@ -45,6 +58,7 @@ class PasswordForm(Struct):
 
 class AuthController(Controller):
     tags = ["auth"]
+    include_in_schema = False
 
     @get("/login", opt={"public": True}, name="login")
     async def login_page(
@@ -74,7 +88,8 @@ class AuthController(Controller):
                     "error": str(exc),
                     "username": data.username,
                 },
-                status_code=401,
+                # 200, not 401: a form to try again, not an HTTP authentication challenge.
+                status_code=200,
             )
         token = await services.start_session(
             db_session,
@@ -82,13 +97,12 @@ class AuthController(Controller):
             client_ip(request),
             request.headers.get("user-agent"),
             request.cookies.get(settings.session_cookie),
+            max_age=session_lifetime(settings),
         )
-        from app.auth.middleware import session_cookie
-
         response = Redirect(path=safe_next(data.next), status_code=303)
         response.set_cookie(session_cookie(settings, token))
         # A new CSRF token for the new session: the next page mints it.
-        response.delete_cookie(settings.csrf_cookie, path="/")
+        response.set_cookie(expired_cookie(settings, settings.csrf_cookie))
         return response
 
     @post("/logout", opt={"self_service": True}, status_code=303)
@@ -97,17 +111,35 @@ class AuthController(Controller):
     ) -> Redirect:
         token = request.scope.get("auth")
         if token:
-            await services.end_session(db_session, token, request.scope["user"], client_ip(request))
+            await services.end_session(db_session, token, current_user(request), client_ip(request))
         response = Redirect(path="/login", status_code=303)
-        response.delete_cookie(settings.session_cookie, path="/")
-        response.delete_cookie(settings.csrf_cookie, path="/")
+        response.set_cookie(expired_cookie(settings, settings.session_cookie))
+        response.set_cookie(expired_cookie(settings, settings.csrf_cookie))
         return response
 
     @get("/account/password", name="account_password")
-    async def password_page(self) -> Template:
-        return Template("auth/password.html", context={"errors": {}, "done": False})
+    async def account_page(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, changed: bool = False
+    ) -> Template:
+        return await self._account(request, db_session, errors={}, done=changed)
 
-    @post("/account/password", opt={"self_service": True}, status_code=200)
+    async def _account(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        *,
+        errors: dict[str, str],
+        done: bool,
+        status_code: int = 200,
+    ) -> Template:
+        tokens = await services.list_tokens(db_session, current_user(request).id)
+        return Template(
+            "auth/password.html",
+            context={"errors": errors, "done": done, "tokens": tokens, "now": services.now()},
+            status_code=status_code,
+        )
+
+    @post("/account/password", opt={"self_service": True}, status_code=303)
     async def change_password(
         self,
         request: Request[Any, Any, Any],
@@ -115,35 +147,56 @@ class AuthController(Controller):
         settings: Settings,
         data: Annotated[PasswordForm, FORM],
     ) -> Template | Redirect:
-        user: User = request.scope["user"]
+        user = current_user(request)
         errors: dict[str, str] = {}
-        if not services.check_password(user, data.current_password):
-            errors["current_password"] = services._("Your current password is not right.")
-        problem = services.password_problem(data.new_password, user.username)
-        if problem:
+        if not await services.verify_password(user.password_hash, data.current_password):
+            errors["current_password"] = _("Your current password is not right.")
+        if problem := services.password_problem(data.new_password, user.username):
             errors["new_password"] = problem
         elif data.new_password != data.confirm_password:
-            errors["confirm_password"] = services._("The two new passwords differ.")
+            errors["confirm_password"] = _("The two new passwords differ.")
         if errors:
-            return Template(
-                "auth/password.html", context={"errors": errors, "done": False}, status_code=422
+            return await self._account(
+                request, db_session, errors=errors, done=False, status_code=422
             )
-        await services.change_password(
+        user = await services.change_password(
             db_session, user, data.new_password, actor=user, ip=client_ip(request)
         )
         # Every session ended, this one too: start a fresh one so the user stays in.
         token = await services.start_session(
             db_session,
-            await db_session.get_one(User, user.id),
+            user,
             client_ip(request),
             request.headers.get("user-agent"),
             None,
+            max_age=session_lifetime(settings),
         )
-        from app.auth.middleware import session_cookie
-
-        response = Template("auth/password.html", context={"errors": {}, "done": True})
-        response.cookies.append(session_cookie(settings, token))
+        response = Redirect(path="/account/password?changed=true", status_code=303)
+        response.set_cookie(session_cookie(settings, token))
         return response
+
+    @post("/account/tokens/{token_id:int}/revoke", opt={"self_service": True}, status_code=200)
+    async def revoke_own_token(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, token_id: int
+    ) -> Template | Redirect:
+        """Anyone, the read-only accountant too, may revoke their own API tokens."""
+        user = current_user(request)
+        token = await services.revoke_token(
+            db_session, token_id, user, client_ip(request), owner_id=user.id
+        )
+        if token is None:
+            raise NotFoundException()
+        if not is_htmx(request):
+            return Redirect(path="/account/password", status_code=303)
+        return Template(
+            "admin/_user_token_row.html",
+            context={
+                "token": token,
+                "now": services.now(),
+                "revoke_url": f"/account/tokens/{token.id}/revoke",
+                "show_owner": False,
+            },
+        )
 
 
 class TokenRequest(Struct):
@@ -158,15 +211,34 @@ class TokenAnswer(Struct):
     expires_at: datetime
 
 
+class ApiError(Struct):
+    detail: str
+
+
+def _credentials_refused(
+    _request: Request[Any, Any, Any], exc: NotAuthorizedException
+) -> Response[ApiError]:
+    """The refusal says why (the one generic login message), not "your session has ended"."""
+    return Response(
+        ApiError(detail=str(exc.detail)), status_code=401, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 class TokenController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
 
     @post(
         "/token",
+        # No session cookie is read or set here: a forged cross-site request
+        # gains nothing, so the endpoint needs no CSRF token.
         opt={"public": True, "exclude_from_csrf": True},
         status_code=201,
         summary="Exchange a username and password for a bearer token (30 days).",
+        responses={
+            401: ResponseSpec(data_container=ApiError, description="Wrong username or password.")
+        },
+        exception_handlers={NotAuthorizedException: _credentials_refused},
     )
     async def token(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, data: TokenRequest

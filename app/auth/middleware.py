@@ -62,6 +62,7 @@ class AuthMiddleware:
 
 
 def session_cookie(settings: Settings, token: str) -> Cookie:
+    """The session cookie: HttpOnly, SameSite=Lax; Secure and ``__Host-`` in production."""
     return Cookie(
         key=settings.session_cookie,
         value=token,
@@ -70,4 +71,22 @@ def session_cookie(settings: Settings, token: str) -> Cookie:
         secure=settings.production,
         samesite="lax",
         max_age=settings.session_absolute_hours * 3600,
+    )
+
+
+def expired_cookie(settings: Settings, name: str) -> Cookie:
+    """A Set-Cookie that removes ``name`` in the browser.
+
+    It repeats the attributes the cookie was set with: a browser ignores a
+    ``__Host-`` cookie (deletion included) that is not marked Secure.
+    """
+    return Cookie(
+        key=name,
+        value="",
+        path="/",
+        httponly=True,
+        secure=settings.production,
+        samesite="lax",
+        max_age=0,
+        expires=0,
     )

@@ -6,6 +6,7 @@ attempts) lives in the database; nothing here keeps state in memory.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ def token_hash(token: str) -> str:
 
 
 def hash_password(password: str) -> str:
+    """An argon2id hash (the CLI's ``hash-password``); services use ``hash_password_async``."""
     return hasher.hash(password)
 
 
@@ -114,25 +116,58 @@ async def _throttled(session: AsyncSession, username: str, at: datetime) -> bool
     return False
 
 
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password[: PASSWORD_MAX * 4])
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    """argon2 verification off the event loop: it takes tens of milliseconds by design."""
+    return await asyncio.to_thread(_verify, password_hash, password)
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.to_thread(hasher.hash, password)
+
+
 async def authenticate(session: AsyncSession, username: str, password: str, ip: str | None) -> User:
     """Check a username and password, throttled per username; records the attempt.
 
     Refuses (``AuthError``, one generic message) an unknown user, a wrong
-    password, a disabled user, and any attempt while the username is throttled.
-    Commits the attempt record either way.
+    password, a disabled user, and any attempt while the username is throttled
+    (5 failures within 15 minutes refuse it for 15 minutes, the right password
+    included). An unknown username is checked against a dummy hash, so it takes
+    as long to refuse as a known one. Commits the attempt record either way.
+
+    The slow hash check runs before the write transaction (which on SQLite
+    holds the database's write lock); the throttle decision is taken inside
+    it, with the user's row locked, so attempts on one username are decided
+    one at a time across every worker.
     """
     name = _normalise_username(username)
+    stored = await session.scalar(select(User.password_hash).where(User.username == name))
+    ok = await verify_password(stored or _DUMMY_HASH, password)
+    new_hash = None
+    if ok and stored is not None and hasher.check_needs_rehash(stored):
+        new_hash = await hash_password_async(password)
     at = now()
     await begin_write(session)
-    user = await session.scalar(select(User).where(User.username == name))
+    user = await session.scalar(
+        select(User)
+        .where(User.username == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     throttled = await _throttled(session, name, at)
-    try:
-        ok = hasher.verify(
-            user.password_hash if user else _DUMMY_HASH, password[: PASSWORD_MAX * 4]
-        )
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
-    ok = ok and user is not None and user.active and not throttled
+    ok = (
+        ok
+        and user is not None
+        and user.active
+        and user.password_hash == stored  # not changed while we were checking
+        and not throttled
+    )
     if not throttled:
         session.add(LoginAttempt(username=name, attempted_at=at, succeeded=ok, ip=ip))
     audit(
@@ -142,8 +177,8 @@ async def authenticate(session: AsyncSession, username: str, password: str, ip: 
         username=name,
         ip=ip,
     )
-    if ok and user is not None and hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
+    if ok and user is not None and new_hash is not None:
+        user.password_hash = new_hash
     await session.commit()
     if not ok or user is None:
         raise AuthError(_("Wrong username or password."))
@@ -338,7 +373,7 @@ async def create_user(
     if password_hash is None:
         if problem := password_problem(password, name):
             raise ValueError(problem)
-        password_hash = hash_password(password)
+        password_hash = await hash_password_async(password)
     await begin_write(session)
     if await session.scalar(select(User.id).where(User.username == name)) is not None:
         await session.rollback()
@@ -376,7 +411,7 @@ async def change_password(
     """
     if problem := password_problem(new_password, user.username):
         raise ValueError(problem)
-    new_hash = hash_password(new_password)
+    new_hash = await hash_password_async(new_password)
     await begin_write(session)
     user = await session.get_one(User, user.id, populate_existing=True)
     user.password_hash = new_hash
@@ -526,7 +561,5 @@ async def reset_password(
 
 
 def check_password(user: User, password: str) -> bool:
-    try:
-        return hasher.verify(user.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    """Whether ``password`` is the user's current one; blocks (see ``verify_password``)."""
+    return _verify(user.password_hash, password)

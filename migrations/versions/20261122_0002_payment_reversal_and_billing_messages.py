@@ -8,8 +8,8 @@ Create Date: 2026-11-22 04:52:55.536510
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from advanced_alchemy.types import DateTimeUTC
+from alembic import op
 
 revision: str = '0002'
 down_revision: str | None = '0001'
