@@ -139,6 +139,42 @@ def verify() -> None:
     click.echo("journal and balances agree")
 
 
+@cli.command("close-month")
+@click.argument("month", required=False)
+def close_month(month: str | None) -> None:
+    """Close MONTH (YYYY-MM; default: the previous month). Safe to run every day from cron."""
+    from app.admin.services import load_settings as load_practice
+    from app.statements import services
+    from app.web import i18n
+
+    async def go() -> str:
+        settings = load_settings()
+        engine = create_engine(settings)
+        try:
+            async with session_maker(engine)() as session:
+                i18n.use((await load_practice(session)).formatting)
+                if month is None:
+                    period = await services.close_previous_month_if_open(session, i18n.today())
+                    if period is None:
+                        return "the previous month is already closed; nothing to do"
+                else:
+                    period = await services.close_month(session, month, None)
+                return f"closed {period.month}: digest {period.digest}"
+        finally:
+            await engine.dispose()
+
+    try:
+        click.echo(_run(go()))
+    except services_error() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def services_error() -> type[Exception]:
+    from app.statements.services import StatementError
+
+    return StatementError
+
+
 async def _first_admin() -> str | None:
     """On an installation with no users at all, create ``admin`` with a random password."""
     from app.auth import services

@@ -30,6 +30,7 @@ from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
 from app.ledger.controllers import LedgerApi, LedgerPages
 from app.reports.controllers import dashboard
+from app.statements.controllers import PeriodPages, StatementApi
 from app.web import i18n
 from app.web.errors import exception_handlers
 from app.web.health import health
@@ -57,6 +58,8 @@ def _route_handlers() -> list[Any]:
         LedgerApi,
         CollectingPages,
         CollectingApi,
+        PeriodPages,
+        StatementApi,
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False
         ),

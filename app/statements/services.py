@@ -334,7 +334,7 @@ async def close_month(
 async def reopen_month(
     session: AsyncSession, month: str, reason: str, actor: User, ip: str | None = None
 ) -> Period:
-    """Open a closed month again (admin, a reason, audited); snapshots stay until it closes again."""
+    """Open a closed month again (admin, with a reason, audited); snapshots stay until re-closed."""
     reason = (reason or "").strip()
     if not reason:
         raise StatementError(_("Say why the month is reopened."))
