@@ -22,6 +22,7 @@ from app.admin.services import PracticeSettings
 from app.auth.guards import STAFF
 from app.auth.models import User
 from app.clients.models import Client
+from app.clients.services import ClientService
 from app.ledger import idempotency, services
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Payment
 from app.web.i18n import AmountError, _, parse_amount, parse_decimal_amount, today
@@ -88,11 +89,9 @@ class LedgerPages(Controller):
     @get("/ledger/pick-client", name="pick_client")
     async def pick_client(self, db_session: AsyncSession, q: str = "") -> Template:
         """Search results as big buttons; tapping one loads the client box."""
-        from app.clients.services import search_clients
-
         rows: list[Client] = []
         if q.strip():
-            rows, _total = await search_clients(db_session, q, limit=8)
+            rows = (await ClientService(db_session).search(q, limit=8)).items
         return Template("ledger/_pick_results.html", context={"rows": rows, "q": q})
 
     @get("/ledger/client-box", name="client_box")
