@@ -84,6 +84,8 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
             "foreign_keys=ON",
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "synchronous=FULL",
+            # 32 MB of page cache: a 50,000-client search scan stays in memory.
+            "cache_size=-32000",
         ):
             cur.execute(f"PRAGMA {pragma}")
         cur.close()

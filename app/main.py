@@ -10,6 +10,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -28,9 +29,12 @@ from app.clients.controllers import ClientApiController, ClientController
 from app.collecting.controllers import CollectingApi, CollectingPages
 from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
+from app.expenses.controllers import ExpensePages
+from app.exports.controllers import ExportController
 from app.ledger.controllers import LedgerApi, LedgerPages
 from app.reports.controllers import dashboard
 from app.statements.controllers import PeriodPages, StatementApi
+from app.statements.document_controllers import StatementDocuments
 from app.web import i18n
 from app.web.errors import exception_handlers
 from app.web.health import health
@@ -58,8 +62,11 @@ def _route_handlers() -> list[Any]:
         LedgerApi,
         CollectingPages,
         CollectingApi,
+        ExpensePages,
+        ExportController,
         PeriodPages,
         StatementApi,
+        StatementDocuments,
         create_static_files_router(
             path="/static", directories=[STATIC_DIR], opt={"public": True}, include_in_schema=False
         ),
@@ -138,6 +145,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,
+        # Keep our own log format and let pytest capture logs: don't replace root handlers.
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never"),
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -35,6 +35,8 @@ class PracticeSettings:
     due_days: int = 0
     payment_instructions: str = ""
     default_payment_method: str = "cash"
+    # What staff commissions are computed on: money "received" for their sessions, or "billed".
+    commission_basis: str = "received"
     # Billing messages for the month review, one per tone. Placeholders:
     # {client} {month} {dates} {count} {total} {instructions} {practice}
     message_friendly: str = (
@@ -96,6 +98,16 @@ def validate(changes: dict[str, Any]) -> dict[str, str]:
         errors["phone_country_code"] = _("Digits only, like 55 or 34.")
     if "due_days" in changes and not 0 <= int(changes["due_days"]) <= 365:
         errors["due_days"] = _("Between 0 and 365 days.")
+    if "default_payment_method" in changes and changes["default_payment_method"] not in (
+        "cash",
+        "card",
+        "transfer",
+        "pix",
+        "other",
+    ):
+        errors["default_payment_method"] = _("Choose a payment method.")
+    if "commission_basis" in changes and changes["commission_basis"] not in ("received", "billed"):
+        errors["commission_basis"] = _("Commissions are on money received or on amounts billed.")
     if "max_amount_cents" in changes and int(changes["max_amount_cents"]) <= 0:
         errors["max_amount_cents"] = _("The maximum must be positive.")
     return errors
@@ -145,7 +157,14 @@ class SettingsError(ValueError):
 
 
 # Longest text each free-text setting may hold.
-_TEXT_LIMITS = {"practice_name": 200, "practice_address": 500, "payment_instructions": 2000}
+_TEXT_LIMITS = {
+    "practice_name": 200,
+    "practice_address": 500,
+    "payment_instructions": 2000,
+    "message_friendly": 2000,
+    "message_reminder": 2000,
+    "message_final": 2000,
+}
 
 
 def settings_from_form(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -167,6 +186,11 @@ def settings_from_form(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[st
         "timezone",
         "phone_country_code",
         "payment_instructions",
+        "default_payment_method",
+        "commission_basis",
+        "message_friendly",
+        "message_reminder",
+        "message_final",
     ):
         if name in form:
             value = form[name].strip()

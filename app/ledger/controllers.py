@@ -17,7 +17,7 @@ from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.models import Service, Staff
+from app.admin.catalog import active_services, active_staff
 from app.admin.services import PracticeSettings
 from app.auth.guards import STAFF
 from app.auth.models import User
@@ -57,16 +57,6 @@ async def _client_box(session: AsyncSession, client_id: int | None) -> Client | 
     if client_id is None:
         return None
     return await session.get(Client, client_id)
-
-
-async def _catalog(session: AsyncSession) -> tuple[list[Service], list[Staff]]:
-    service_rows = await session.scalars(
-        select(Service).where(Service.active.is_(True)).order_by(Service.name)
-    )
-    staff_rows = await session.scalars(
-        select(Staff).where(Staff.active.is_(True)).order_by(Staff.name)
-    )
-    return list(service_rows), list(staff_rows)
 
 
 def method_labels() -> dict[str, str]:
@@ -126,7 +116,7 @@ class LedgerPages(Controller):
         errors: dict[str, str],
         status_code: int = 200,
     ) -> Template:
-        service_rows, staff_rows = await _catalog(session)
+        service_rows, staff_rows = await active_services(session), await active_staff(session)
         values = {
             "date": today().isoformat(),
             "method": "cash",

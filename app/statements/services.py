@@ -172,7 +172,12 @@ async def statement(session: AsyncSession, client_id: int, start: date, end: dat
             func.sum(Entry.owed_delta_cents),
         )
         .join(Entry, Entry.charge_id == Charge.id)
-        .where(Charge.client_id == client_id, Charge.date <= end, Entry.effective_date <= end)
+        .where(
+            Charge.client_id == client_id,
+            Entry.client_id == client_id,  # uses the (client_id, effective_date) index
+            Charge.date <= end,
+            Entry.effective_date <= end,
+        )
         .group_by(Charge.id, Charge.date, Charge.due_date, Charge.description, Charge.amount_cents)
         .having(func.sum(Entry.owed_delta_cents) > 0)
         .order_by(Charge.date, Charge.id)

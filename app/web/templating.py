@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -29,7 +30,10 @@ def build_environment() -> Environment:
         day=i18n.format_day,
         moment=i18n.format_moment,
     )
-    env.globals.update(currency_symbol=i18n.currency_symbol, today=i18n.today)
+    # new_key(): a one-time idempotency key for a money form rendered now.
+    env.globals.update(
+        currency_symbol=i18n.currency_symbol, today=i18n.today, new_key=lambda: str(uuid.uuid4())
+    )
     return env
 
 

@@ -1,0 +1,1 @@
+"""Accountant exports: CSV per month, streamed."""

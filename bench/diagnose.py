@@ -1,0 +1,173 @@
+"""Where one request's time goes: SQL statements, round trips, pool checkouts, database time.
+
+    python bench/diagnose.py --db saldo50k "/clients?q=mar" "/collect?month=2026-10" pay
+    python bench/diagnose.py --db saldo50k --search-sql     # the search query alone, in SQL
+
+Runs the app in this process (Litestar's test client, no network) against a
+generated database, logs in as the bench admin, and for each path reports the
+statements sent (with BEGIN/COMMIT/ROLLBACK, which SQLAlchemy sends outside
+cursor events), the connections checked out of the pool, the time spent
+waiting for the database and the request's wall time. ``pay`` posts one
+register-and-pay form as the benchmark does. Each request runs ``--repeat``
+times; the figures are of the last one (warm caches).
+
+``--search-sql`` runs the benchmark's 3,000 search queries one after the other
+straight on asyncpg, with the SQL the app sends, and reports the database's
+time per query: the part of a search request no app change can remove.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+import pg  # noqa: E402
+
+
+class Counting:
+    """SQLAlchemy engine and pool events, summed per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.statements: Counter[str] = Counter()
+        self.db_s = 0.0
+        self.checkouts = 0
+        self._t0: list[float] = []
+
+    def install(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        sync = engine.sync_engine
+
+        @event.listens_for(sync, "before_cursor_execute")
+        def _before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            self._t0.append(time.perf_counter())
+            self.statements[_short(statement)] += 1
+
+        @event.listens_for(sync, "after_cursor_execute")
+        def _after(*args: Any) -> None:
+            self.db_s += time.perf_counter() - self._t0.pop()
+
+        for name, label in (("begin", "BEGIN"), ("commit", "COMMIT"), ("rollback", "ROLLBACK")):
+            event.listen(sync, name, lambda *a, _n=label: self._txn(_n))
+
+        @event.listens_for(sync, "checkout")
+        def _checkout(*args: Any) -> None:
+            self.checkouts += 1
+
+    def _txn(self, name: str) -> None:
+        self.statements[name] += 1
+
+
+def _short(statement: str) -> str:
+    text = " ".join(statement.split())
+    text = re.sub(r"\(\$\d+(?:::\w+)?(?:, \$\d+(?:::\w+)?)*\)", "(…)", text)
+    return text[:110]
+
+
+async def search_sql(db: str) -> None:
+    import statistics
+    import urllib.parse
+
+    import asyncpg
+    import run
+
+    from app.clients.services import SEARCH_LIMIT, _contains, query_words
+
+    queries = [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, None))]
+    conn = await asyncpg.connect(pg.dsn(db))
+    times = []
+    for q in queries * 2:
+        words = query_words(q)
+        where = " AND ".join(f"search_text LIKE ${i} ESCAPE '/'" for i in range(1, len(words) + 1))
+        sql = (
+            f"SELECT * FROM clients WHERE {where} AND active "  # noqa: S608
+            f"ORDER BY name_key, id LIMIT {SEARCH_LIMIT + 1}"
+        )
+        started = time.perf_counter()
+        await conn.fetch(sql, *[_contains(w) for w in words])
+        times.append((time.perf_counter() - started) * 1000)
+    await conn.close()
+    times = sorted(times[len(queries) :])  # the second round: warm, prepared
+    print(
+        f"{len(times)} searches, database time per query: mean {statistics.mean(times):.2f} ms, "
+        f"p50 {times[len(times) // 2]:.2f} ms, p99 {times[int(len(times) * 0.99)]:.2f} ms; "
+        f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(times):.0f}/s"
+    )
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", default="saldo50k")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--search-sql", action="store_true")
+    ap.add_argument("paths", nargs="*")
+    args = ap.parse_args()
+    if args.search_sql:
+        await search_sql(args.db)
+        return
+    os.environ.update(
+        DATABASE_URL=pg.url(args.db),
+        SECRET_KEY="bench-" + "k" * 58,
+        SALDO_DATA_DIR=str(pg.BENCH_ROOT / "appdata"),
+    )
+    from litestar.testing import AsyncTestClient
+
+    from app.main import create_app
+
+    app = create_app()
+    counting = Counting()
+    counting.install(app.state.engine)
+    async with AsyncTestClient(app, base_url="http://127.0.0.1") as client:
+        await client.get("/login")
+        token = client.cookies.get("saldo_csrf")
+        login = {"username": "bench", "password": "bench-Saldo-2026!", "_csrf_token": token}
+        assert (await client.post("/login", data=login, follow_redirects=False)).status_code == 303
+        await client.get("/")
+        csrf = client.cookies.get("saldo_csrf")
+        for path in args.paths:
+            for _ in range(args.repeat):
+                counting.reset()
+                started = time.perf_counter()
+                if path == "pay":
+                    answer = await client.post(
+                        "/charges/new",
+                        follow_redirects=False,
+                        data={
+                            "client_id": "7", "service_id": "1", "staff_id": "1",
+                            "amount": "150,00", "date": time.strftime("%Y-%m-%d"),
+                            "settle": "pay_now", "method": "cash",
+                            "idempotency_key": str(uuid.uuid4()), "_csrf_token": csrf,
+                        },
+                    )  # fmt: skip
+                else:
+                    answer = await client.get(
+                        path, headers={"HX-Request": "true"}, follow_redirects=False
+                    )
+                wall = time.perf_counter() - started
+            statements = sum(counting.statements.values())
+            print(
+                f"\n{path}: {answer.status_code}, {len(answer.content) / 1024:.0f} KB, "
+                f"wall {wall * 1000:.1f} ms, database {counting.db_s * 1000:.1f} ms, "
+                f"{statements} statements, {counting.checkouts} pool checkouts"
+            )
+            for text, n in counting.statements.most_common():
+                print(f"  {n:4d} × {text}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,279 @@
+"""The app with proposed fixes applied in memory, to measure them before anyone edits the app.
+
+    SALDO_BENCH_VARIANT=async_guard,one_auth_session python bench/run.py search --variant …
+
+``create_app`` here is a drop-in uvicorn factory (``variants:create_app``). Each
+variant named in ``SALDO_BENCH_VARIANT`` patches one thing the way the
+proposed fix in docs/BENCHMARKS.md would change it; nothing on disk changes.
+A variant is an experiment, not the fix: the lead applies the real change.
+
+- ``async_guard``: the app-wide guard as ``async def``. Litestar runs a plain
+  ``def`` guard through ``sync_to_thread`` — a thread-pool hop on every request.
+- ``one_auth_session``: the practice settings are read in the auth
+  middleware's session instead of a session of their own (one transaction and
+  one pool checkout less per request).
+- ``quiet_access_log``: no per-request access-log line (its cost, for scale).
+- ``statement_by_client``: the statement's open-charges query also filters the
+  journal by ``Entry.client_id`` (entries of a charge are its client's), so it
+  reads the client's entries through ``ix_entries_client_date`` instead of
+  scanning the whole journal (there is no index on ``entries.charge_id``).
+  Reaches the statement page and API, PDFs, the ZIP job and month close.
+- ``review_page``: the month review computes payer history and billing
+  messages for the first 50 debtors only (a page), and payer history reads
+  only those clients' allocations instead of grouping every allocation.
+
+``python bench/variants.py close-month YYYY-MM`` runs the CLI with the
+variants of ``SALDO_BENCH_VARIANT`` applied.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from typing import Any
+
+from litestar import Litestar
+
+
+def _async_guard() -> None:
+    import app.main
+    from app.auth import guards
+
+    sync_guard = guards.authorize
+
+    async def authorize(connection: Any, handler: Any) -> None:
+        sync_guard(connection, handler)
+
+    app.main.authorize = authorize
+
+
+_practice: contextvars.ContextVar[Any] = contextvars.ContextVar("bench_practice", default=None)
+
+
+def _one_auth_session() -> None:
+    import app.main
+    from app.admin.services import load_settings
+    from app.auth import middleware, services
+
+    async def call(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            scope.setdefault("user", None)
+            await self.app(scope, receive, send)
+            return
+        user = bearer = None
+        for key, value in scope["headers"]:
+            if key == b"authorization" and value[:7].lower() == b"bearer ":
+                bearer = value[7:].decode("latin-1").strip()
+        session_token = None if bearer else middleware._cookie(scope, self.cookie)
+        async with self.maker() as db:
+            if bearer:
+                user = await services.token_user(db, bearer)
+            elif session_token:
+                user = await services.session_user(db, session_token, self.idle, self.absolute)
+            # The same session (one transaction, one connection) reads the settings.
+            token = _practice.set(await load_settings(db))
+        scope["user"] = user
+        scope["auth"] = session_token if user is not None else None
+        scope.setdefault("state", {})["via_token"] = bool(bearer)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _practice.reset(token)
+
+    middleware.AuthMiddleware.__call__ = call
+    original = app.main.load_practice_settings
+
+    async def settings_read_by_middleware(session: Any) -> Any:
+        # set_formatting opens a session for this; unused, it checks out no connection.
+        return _practice.get() or await original(session)
+
+    app.main.load_practice_settings = settings_read_by_middleware
+
+
+def _statement_by_client() -> None:
+    import app.statements.document_controllers
+    import app.statements.documents
+    import app.statements.mail
+    from app.statements import services
+
+    original = services.statement
+
+    async def statement(session: Any, client_id: int, start: Any, end: Any) -> Any:
+        from sqlalchemy import func, select
+
+        from app.ledger.models import Charge, Entry
+
+        result = await _without_open_charges(original, session, client_id, start, end)
+        open_rows = await session.execute(
+            select(
+                Charge.id,
+                Charge.date,
+                Charge.due_date,
+                Charge.description,
+                Charge.amount_cents,
+                func.sum(Entry.owed_delta_cents),
+            )
+            .join(Entry, Entry.charge_id == Charge.id)
+            .where(
+                Charge.client_id == client_id,
+                Entry.client_id == client_id,  # the fix: the client's entries only
+                Charge.date <= end,
+                Entry.effective_date <= end,
+            )
+            .group_by(
+                Charge.id, Charge.date, Charge.due_date, Charge.description, Charge.amount_cents
+            )
+            .having(func.sum(Entry.owed_delta_cents) > 0)
+            .order_by(Charge.date, Charge.id)
+        )
+        for charge_id, day, due, description, amount, open_cents in open_rows:
+            days = max(0, (end - due).days)
+            result.open_charges.append(
+                services.OpenCharge(charge_id, day, due, description, amount, int(open_cents), days)
+            )
+            result.aging_cents[services.aging_bucket(days)] += int(open_cents)
+        return result
+
+    for module in (
+        services,
+        app.statements.documents,
+        app.statements.mail,
+        app.statements.document_controllers,
+    ):
+        module.statement = statement
+
+
+async def _without_open_charges(
+    original: Any, session: Any, client_id: int, start: Any, end: Any
+) -> Any:
+    """The original statement with its open-charges query answered by nothing."""
+    real_execute = session.execute
+
+    async def execute(query: Any, *args: Any, **kwargs: Any) -> Any:
+        if "sum(entries.owed_delta_cents)" in str(query):
+            return []
+        return await real_execute(query, *args, **kwargs)
+
+    session.execute = execute
+    try:
+        return await original(session, client_id, start, end)
+    finally:
+        del session.execute
+
+
+def _review_page() -> None:
+    from sqlalchemy import and_, case, func, select
+
+    from app.collecting import services as collecting
+    from app.ledger.models import Allocation, Charge, Payment
+
+    async def payer_history(session: Any, client_ids: list[int], today: Any) -> Any:
+        paid_on = (
+            select(Allocation.charge_id, func.max(Payment.received_on).label("paid_on"))
+            .join(Payment, Payment.id == Allocation.payment_id)
+            .join(Charge, Charge.id == Allocation.charge_id)
+            .where(Allocation.amount_cents > 0, Charge.client_id.in_(client_ids))
+            .group_by(Allocation.charge_id)
+            .subquery()
+        )
+        unpaid = collecting.UNPAID
+        rows = await session.execute(
+            select(
+                Charge.client_id,
+                func.count(Charge.id),
+                func.sum(case((Charge.status == "paid", 1), else_=0)),
+                func.sum(
+                    case(
+                        (and_(Charge.status == "paid", paid_on.c.paid_on > Charge.due_date), 1),
+                        else_=0,
+                    )
+                ),
+                func.sum(
+                    case((and_(Charge.status.in_(unpaid), Charge.due_date < today), 1), else_=0)
+                ),
+            )
+            .outerjoin(paid_on, paid_on.c.charge_id == Charge.id)
+            .where(Charge.client_id.in_(client_ids), Charge.status != "void")
+            .group_by(Charge.client_id)
+        )
+        return {
+            cid: collecting.Payer(
+                charges=n or 0, paid=paid or 0, paid_late=late or 0, overdue=overdue or 0
+            )
+            for cid, n, paid, late, overdue in rows
+        }
+
+    original_messages = collecting.billing_message
+    original_history = payer_history
+    page: dict[str, set[int]] = {}
+
+    async def unpaid_for_month(session: Any, month: str, practice: Any, today: Any) -> Any:
+        # Sort every debtor by what they owe, then do the expensive part for one page.
+        collecting.payer_history = _empty_history
+        collecting.billing_message = lambda *a: ""
+        try:
+            debtors = await _original_unpaid(session, month, practice, today)
+        finally:
+            collecting.payer_history = original_history
+            collecting.billing_message = original_messages
+        first = debtors[:50]
+        page["ids"] = {d.client_id for d in first}
+        for cid, payer in (await payer_history(session, list(page["ids"]), today)).items():
+            next(d for d in first if d.client_id == cid).payer = payer
+        for d in first:
+            d.messages = {
+                tone: original_messages(practice, tone, d, month) for tone in collecting.TONES
+            }
+        return first
+
+    async def _empty_history(session: Any, ids: list[int], today: Any) -> dict[int, Any]:
+        return {}
+
+    _original_unpaid = collecting.unpaid_for_month
+    collecting.unpaid_for_month = unpaid_for_month
+
+
+def _quiet_access_log() -> None:
+    logging.getLogger("saldo.access").setLevel(logging.WARNING)
+
+
+VARIANTS = {
+    "async_guard": _async_guard,
+    "one_auth_session": _one_auth_session,
+    "quiet_access_log": _quiet_access_log,
+    "statement_by_client": _statement_by_client,
+    "review_page": _review_page,
+}
+
+
+def apply(names: list[str]) -> None:
+    for name in names:
+        VARIANTS[name]()
+
+
+def _names() -> list[str]:
+    return [n for n in os.environ.get("SALDO_BENCH_VARIANT", "").split(",") if n]
+
+
+def create_app() -> Litestar:
+    import app.main
+
+    names = _names()
+    apply(names)
+    built = app.main.create_app()
+    if "quiet_access_log" in names:
+        _quiet_access_log()
+    return built
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    apply(_names())
+    from app.cli import main
+
+    sys.argv = ["python -m app", *sys.argv[1:]]
+    main()

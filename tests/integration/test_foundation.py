@@ -1,0 +1,420 @@
+"""The foundation an operator and every other feature stand on: health, start-up, database rules,
+request ids, logs, errors and the command line. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import startup
+from app.auth import services as auth_services
+from app.auth.models import User
+from app.clients.models import Client
+from app.config import Settings
+from app.db import begin_write, create_engine
+from app.ledger.models import Allocation, Charge, Entry
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PASSWORD = "correct horse battery"  # what the make_user and login fixtures use
+only_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def _cli(*args: str, stdin: str, settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "SALDO_DATA_DIR": str(settings.data_dir),
+        "SECRET_KEY": settings.secret_key,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+# --------------------------------------------------------------------------- health
+
+
+async def test_health_says_ok_when_the_database_answers(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/health")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+def _replace_with_a_directory(path: Path) -> None:
+    """A directory where the database file was: SQLite can no longer open it."""
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    path.mkdir()
+
+
+async def test_health_says_503_when_the_database_goes_away(
+    db_url: str, app: Litestar, client: AsyncTestClient[Litestar], request: pytest.FixtureRequest
+) -> None:
+    assert (await client.get("/health")).status_code == 200
+
+    await app.state.engine.dispose()
+    if db_url.startswith("sqlite"):
+        _replace_with_a_directory(Path(db_url.split(":///", 1)[1]))
+    else:
+        server = request.getfixturevalue("postgres")
+        server.drop_database(db_url.rsplit("/", 1)[1])
+    response = await client.get("/health")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+async def test_app_refuses_to_start_on_an_unmigrated_database(
+    empty_db_url: str, settings_for: Any, client_for: Any
+) -> None:
+    app = create_app(settings_for(empty_db_url))
+    try:
+        with pytest.raises(startup.NotMigrated) as raised:
+            async with client_for(app):
+                pass
+    finally:
+        await app.state.engine.dispose()
+
+    assert "python -m app db upgrade" in str(raised.value)
+
+
+async def test_a_migrated_database_passes_the_start_up_check(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await startup.require_migrated(engine)
+        assert await startup.current_revision(engine) == startup.head_revision()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+def test_server_exits_with_the_fix_when_the_database_is_unmigrated(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": empty_db_url,
+        "SALDO_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "test-secret",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert "python -m app db upgrade" in done.stdout + done.stderr
+
+
+async def test_admin_from_the_environment_is_created_at_start_and_can_log_in(
+    settings: Settings, csrf: Any, client_for: Any
+) -> None:
+    configured = dataclasses.replace(
+        settings,
+        admin_user="owner",
+        admin_pass_hash=auth_services.hash_password(DEFAULT_PASSWORD),
+    )
+    app = create_app(configured)
+    try:
+        async with client_for(app) as client:
+            await client.get("/login")
+            response = await client.post(
+                "/login",
+                data={
+                    "username": "owner",
+                    "password": DEFAULT_PASSWORD,
+                    "_csrf_token": await csrf(client),
+                },
+                follow_redirects=False,
+            )
+            assert response.status_code == 303
+            async with app.state.session_maker() as session:
+                owner = await session.scalar(select(User).where(User.username == "owner"))
+            assert owner is not None and owner.role == "admin"
+    finally:
+        await app.state.engine.dispose()
+
+
+# --------------------------------------------------------------------------- SQLite rules
+
+
+@only_sqlite
+async def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_full_sync(
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with maker() as session:
+        pragmas = {
+            name: await session.scalar(text(f"PRAGMA {name}"))
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+        }
+
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["foreign_keys"] == 1
+    assert pragmas["busy_timeout"] >= 1000
+    assert pragmas["synchronous"] == 2  # FULL
+
+
+def _try_write_lock(database_url: str) -> bool:
+    """Whether another connection could take SQLite's write lock right now."""
+    other = sqlite3.connect(database_url.split(":///", 1)[1], timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc)
+        return False
+    finally:
+        other.close()
+
+
+@only_sqlite
+async def test_begin_write_holds_the_sqlite_write_lock_from_the_start(
+    db_url: str, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with maker() as session:
+        await begin_write(session)
+        assert not _try_write_lock(db_url), "BEGIN IMMEDIATE should hold the write lock"
+        await session.rollback()
+    assert _try_write_lock(db_url)
+
+
+@only_sqlite
+async def test_a_plain_read_leaves_the_sqlite_write_lock_free(
+    db_url: str, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with maker() as session:
+        await session.scalar(select(User.id))
+        assert session.in_transaction()
+        assert _try_write_lock(db_url)
+
+
+async def test_foreign_keys_are_enforced(maker: async_sessionmaker[AsyncSession]) -> None:
+    async with maker() as session:
+        session.add(_entry(client_id=999_999))
+        with pytest.raises(DBAPIError):
+            await session.commit()
+
+
+# --------------------------------------------------------------------------- append-only journal
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _entry(client_id: int) -> Entry:
+    return Entry(
+        client_id=client_id,
+        kind="payment",
+        amount_cents=1000,
+        credit_delta_cents=1000,
+        owed_delta_cents=0,
+        effective_date=date(2026, 1, 5),
+        description="test",
+        created_at=_now(),
+    )
+
+
+async def _journal_rows(maker: async_sessionmaker[AsyncSession]) -> None:
+    """One client with one charge, one entry and one allocation (from credit)."""
+    async with maker() as session:
+        client = Client(name="Ana", name_key="ana", search_text="ana")
+        session.add(client)
+        await session.flush()
+        charge = Charge(
+            client_id=client.id,
+            date=date(2026, 1, 5),
+            description="Session",
+            amount_cents=1000,
+            paid_cents=0,
+            due_date=date(2026, 1, 5),
+            status="open",
+            commission_bp=0,
+        )
+        session.add(charge)
+        session.add(_entry(client.id))
+        await session.flush()
+        session.add(Allocation(charge_id=charge.id, amount_cents=1000, created_at=_now()))
+        await session.commit()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE entries SET description = 'edited'",
+        "DELETE FROM entries",
+        "UPDATE allocations SET amount_cents = 1",
+        "DELETE FROM allocations",
+    ],
+)
+async def test_the_journal_and_allocations_refuse_update_and_delete(
+    statement: str, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    await _journal_rows(maker)
+
+    async with maker() as session:
+        with pytest.raises(DBAPIError, match="append-only"):
+            await session.execute(text(statement))
+        await session.rollback()
+
+    async with maker() as session:
+        assert await session.scalar(select(func.count()).select_from(Entry)) == 1
+        assert await session.scalar(select(func.count()).select_from(Allocation)) == 1
+
+
+# --------------------------------------------------------------------------- requests and logs
+
+
+async def test_every_answer_carries_a_new_request_id(client: AsyncTestClient[Litestar]) -> None:
+    first = await client.get("/health")
+    second = await client.get("/health")
+
+    assert re.fullmatch(r"[0-9a-f]{16}", first.headers["x-request-id"])
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_a_request_id_from_the_proxy_is_echoed_back(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "edge-7f3a"})
+
+    assert response.headers["x-request-id"] == "edge-7f3a"
+
+
+async def test_access_log_names_method_path_status_and_user(
+    client: AsyncTestClient[Litestar], login: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await login(client, "reception")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="saldo.access"):
+        await client.get("/", headers={"X-Request-ID": "story-1"})
+        await client.get("/no-such-page")
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "saldo.access"]
+    dashboard = next(line for line in lines if line.startswith("story-1 "))
+    assert " GET / 200 " in dashboard
+    assert f"user={user.username}" in dashboard
+    assert any(" GET /no-such-page 404 " in line for line in lines)
+
+
+async def test_slow_queries_are_logged_with_the_request_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture, client_for: Any
+) -> None:
+    app = create_app(dataclasses.replace(settings, slow_query_ms=0))
+    # Building the app reconfigures the root logger (Litestar's default logging
+    # config), which drops pytest's capture handler: listen on the logger itself.
+    sql_log = logging.getLogger("saldo.sql")
+    sql_log.addHandler(caplog.handler)
+    try:
+        async with client_for(app) as client:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="saldo.sql"):
+                await client.get("/health", headers={"X-Request-ID": "slow-42"})
+    finally:
+        sql_log.removeHandler(caplog.handler)
+        await app.state.engine.dispose()
+
+    slow = [r.getMessage() for r in caplog.records if r.name == "saldo.sql"]
+    assert any("request_id=slow-42" in line and "SELECT 1" in line for line in slow), slow
+
+
+async def test_an_unknown_page_is_a_friendly_html_404(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<html" in response.text
+    assert "404" in response.text
+
+
+async def test_dashboard_greets_the_logged_in_user_by_name(
+    client: AsyncTestClient[Litestar], login: Any
+) -> None:
+    user = await login(client, "admin")
+
+    response = await client.get("/")
+
+    assert response.status_code == 200
+    assert "Dashboard" in response.text
+    assert user.display_name in response.text
+
+
+async def test_logged_out_visitor_is_sent_to_the_login_page(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    response = await client.get("/", follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+async def test_users_create_reads_the_password_from_standard_input(
+    settings: Settings, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    done = _cli(
+        "users",
+        "create",
+        "Bea",
+        "--role",
+        "reception",
+        "--name",
+        "Bea Reception",
+        stdin="a quiet tuesday morning\n",
+        settings=settings,
+    )
+
+    assert done.returncode == 0, done.stderr
+    async with maker() as session:
+        bea = await session.scalar(select(User).where(User.username == "bea"))
+    assert bea is not None
+    assert bea.role == "reception"
+    assert bea.display_name == "Bea Reception"
+    assert auth_services.check_password(bea, "a quiet tuesday morning")
+
+
+async def test_users_create_refuses_a_weak_password(
+    settings: Settings, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    done = _cli("users", "create", "carl", "--role", "admin", stdin="short\n", settings=settings)
+
+    assert done.returncode != 0
+    async with maker() as session:
+        assert await session.scalar(select(User).where(User.username == "carl")) is None
