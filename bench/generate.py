@@ -9,6 +9,9 @@ Defaults are issue 8's practice: 50,000 clients, 20 staff, 40 services,
 1,500,000 payments with their allocations and journal entries. Smaller
 ``--clients`` scale charges (and so payments) proportionally.
 
+The same seed on the same day gives the same practice (the five years end
+with last month, so another month shifts every date).
+
 How it is made. The schema comes from the migrations (``python -m app db
 upgrade``). A day-by-day simulation, with one fixed seed, plays each month in
 date order: sessions are drawn among the clients active that month, and each

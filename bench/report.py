@@ -60,6 +60,11 @@ def _rows() -> list[dict[str, Any]]:
     return [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
 
 
+def _aside(row: dict[str, Any]) -> bool:
+    """Experiments and the bare reference app are never the app's current figure."""
+    return (row.get("label") or "").startswith(("experiment", "bare"))
+
+
 def _label(row: dict[str, Any], newest: bool) -> str:
     label = row.get("label") or ""
     if not newest:
@@ -106,13 +111,12 @@ def render(rows: list[dict[str, Any]]) -> str:
 
     def newest(bench_rows: list[dict[str, Any]], row: dict[str, Any]) -> bool:
         """The latest measurement of the app as it is (experiments never count as current)."""
-        if (row.get("label") or "").startswith("experiment"):
+        if _aside(row):
             return True
         same = [
             r
             for r in bench_rows
-            if (r["dataset"], r["database"]) == (row["dataset"], row["database"])
-            and not (r.get("label") or "").startswith("experiment")
+            if (r["dataset"], r["database"]) == (row["dataset"], row["database"]) and not _aside(r)
         ]
         return row is same[-1]
 

@@ -160,6 +160,8 @@ class AppServer:
     def __init__(self, database_url: str, workers: int = 2, variant: str = "") -> None:
         self.database_url = database_url
         self.variant = variant or VARIANT.get("names", "")
+        self.factory = "variants:create_app" if self.variant else "app.main:create_app"
+        self.env_extra: dict[str, str] = {}
         self.workers = workers
         self.port = pg.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -179,7 +181,7 @@ class AppServer:
         if self.variant:
             env["SALDO_BENCH_VARIANT"] = self.variant
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")]))
-        return env
+        return {**env, **self.env_extra}
 
     def migrate(self) -> None:
         subprocess.run(
@@ -193,7 +195,7 @@ class AppServer:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "--factory",
-                "variants:create_app" if self.variant else "app.main:create_app",
+                self.factory,
                 "--workers", str(self.workers), "--host", "127.0.0.1", "--port", str(self.port),
                 "--no-access-log", "--log-level", "warning",
             ],

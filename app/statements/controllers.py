@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,8 +111,8 @@ class StatementApi(Controller):
         self,
         db_session: AsyncSession,
         client_id: int,
-        start: Annotated[str | None, Parameter(query="from")] = None,
-        end: Annotated[str | None, Parameter(query="to")] = None,
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        end: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> dict[str, Any]:
         """Query `from`, `to` (YYYY-MM-DD). Signed amounts: charges negative, payments positive."""
         from_day, to_day = parse_period(start, end)
