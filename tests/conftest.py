@@ -60,6 +60,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import services as auth_services
 from app.auth.models import User
+from app.clients.models import Client
+from app.clients.services import search_fields
 from app.config import Settings, load_settings, normalise_database_url
 from app.db import alembic_ini_path, create_engine, session_maker
 from app.main import create_app
@@ -690,6 +692,30 @@ def make_user(maker: async_sessionmaker[AsyncSession]) -> MakeUser:
                 role,
                 display_name or f"{role.capitalize()} {n}",
             )
+
+    return make
+
+
+@pytest.fixture
+def make_client(maker: async_sessionmaker[AsyncSession]) -> Callable[..., Awaitable[int]]:
+    """``await make_client("Ana Souza")``: an active client inserted directly; returns its id."""
+
+    async def make(
+        name: str = "Ana Souza", email: str | None = None, phone_digits: str | None = None
+    ) -> int:
+        async with maker() as session:
+            name_key, search_text = search_fields(name, phone_digits, email)
+            client = Client(
+                name=name,
+                name_key=name_key,
+                search_text=search_text,
+                active=True,
+                phone_digits=phone_digits,
+                email=email,
+            )
+            session.add(client)
+            await session.commit()
+            return client.id
 
     return make
 

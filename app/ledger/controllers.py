@@ -7,6 +7,7 @@ render. The money rules live in ``app.ledger.services``.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -51,6 +52,37 @@ def _date_or(value: str | None, default: date, field: str, errors: dict[str, str
     except ValueError:
         errors[field] = _("Enter a date like 2026-03-31.")
         return default
+
+
+@dataclass
+class MoneyForm:
+    """What every money form shares: the client, the amount typed the locale's way, a date."""
+
+    values: dict[str, Any]
+    errors: dict[str, str]
+    client_id: int | None
+    amount_cents: int
+    day: date
+
+
+async def read_money_form(
+    request: Request[Any, Any, Any], date_field: str
+) -> tuple[Any, MoneyForm]:
+    form = await request.form()
+    errors: dict[str, str] = {}
+    client_id = _int_or_none(form.get("client_id"))
+    if client_id is None:
+        errors["client_id"] = _("Choose a client.")
+    amount_cents = 0
+    try:
+        amount_cents = parse_amount(
+            form.get("amount", ""), max_cents=_practice(request).max_amount_cents
+        )
+    except AmountError as exc:
+        errors["amount"] = str(exc)
+    day = _date_or(form.get(date_field), today(), date_field, errors)
+    values = {k: form.get(k, "") for k in form}
+    return form, MoneyForm(values, errors, client_id, amount_cents, day)
 
 
 async def _client_box(session: AsyncSession, client_id: int | None) -> Client | None:
@@ -140,19 +172,15 @@ class LedgerPages(Controller):
     async def create_charge(
         self, request: Request[Any, Any, Any], db_session: AsyncSession
     ) -> Template | Redirect:
-        form = await request.form()
-        values = {k: form.get(k, "") for k in form}
-        errors: dict[str, str] = {}
+        form, m = await read_money_form(request, "date")
+        values, errors, client_id, amount_cents, day = (
+            m.values,
+            m.errors,
+            m.client_id,
+            m.amount_cents,
+            m.day,
+        )
         practice = _practice(request)
-        client_id = _int_or_none(form.get("client_id"))
-        if client_id is None:
-            errors["client_id"] = _("Choose a client.")
-        amount_cents = 0
-        try:
-            amount_cents = parse_amount(form.get("amount", ""), max_cents=practice.max_amount_cents)
-        except AmountError as exc:
-            errors["amount"] = str(exc)
-        day = _date_or(form.get("date"), today(), "date", errors)
         settle = form.get("settle", "open")
         method = form.get("method") or "cash"
         data = services.ChargeInput(
@@ -231,19 +259,15 @@ class LedgerPages(Controller):
     async def create_payment(
         self, request: Request[Any, Any, Any], db_session: AsyncSession
     ) -> Template | Redirect:
-        form = await request.form()
-        values = {k: form.get(k, "") for k in form}
-        errors: dict[str, str] = {}
+        form, m = await read_money_form(request, "received_on")
+        values, errors, client_id, amount_cents, received_on = (
+            m.values,
+            m.errors,
+            m.client_id,
+            m.amount_cents,
+            m.day,
+        )
         practice = _practice(request)
-        client_id = _int_or_none(form.get("client_id"))
-        if client_id is None:
-            errors["client_id"] = _("Choose a client.")
-        amount_cents = 0
-        try:
-            amount_cents = parse_amount(form.get("amount", ""), max_cents=practice.max_amount_cents)
-        except AmountError as exc:
-            errors["amount"] = str(exc)
-        received_on = _date_or(form.get("received_on"), today(), "received_on", errors)
         charge_ids = [i for i in (_int_or_none(v) for v in form.getall("charge_ids", [])) if i]
         data = services.PaymentInput(
             client_id=client_id or 0,

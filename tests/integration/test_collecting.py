@@ -9,32 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.clients.models import Client
-from app.clients.services import search_fields
 from app.collecting.models import BillingMessage
 from app.ledger import services as ledger
 from app.ledger.models import Charge, Entry, Payment, Refund
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(
-        name: str = "Ana Souza", phone_digits: str | None = None, email: str | None = None
-    ) -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, phone_digits, email)
-            client = Client(
-                name=name,
-                name_key=name_key,
-                search_text=search_text,
-                active=True,
-                phone_digits=phone_digits,
-                email=email,
-            )
-            session.add(client)
-            await session.commit()
-            return client.id
-
-    return make
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from sqlalchemy import func, select
 
 from app.admin.models import Setting, Staff
 from app.audit import AuditEvent
-from app.clients.models import Client
-from app.clients.services import search_fields
 from app.expenses import services as expenses
 from app.expenses.models import Expense
 from app.statements.models import Period
@@ -36,19 +34,6 @@ async def close_month(maker: Any, month: str) -> None:
 async def expense_rows(maker: Any) -> list[Expense]:
     async with maker() as session:
         return list(await session.scalars(select(Expense).order_by(Expense.id)))
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(name: str) -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, None, None)
-            client = Client(name=name, name_key=name_key, search_text=search_text, active=True)
-            session.add(client)
-            await session.commit()
-            return client.id
-
-    return make
 
 
 @pytest.fixture

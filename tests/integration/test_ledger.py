@@ -11,24 +11,9 @@ from sqlalchemy import func, select, text, update
 
 from app.admin.models import Service, Setting, Staff
 from app.clients.models import Client
-from app.clients.services import search_fields
 from app.ledger import services as ledger
 from app.ledger.models import Allocation, Charge, Entry, IdempotencyKey, Payment
 from app.statements.models import Period
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(name: str = "Ana Souza", credit_cents: int = 0) -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, None, None)
-            client = Client(name=name, name_key=name_key, search_text=search_text, active=True)
-            session.add(client)
-            await session.commit()
-            client_id = client.id
-        return client_id
-
-    return make
 
 
 async def topup_via_api(

@@ -15,8 +15,6 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from app.audit import AuditEvent
-from app.clients.models import Client
-from app.clients.services import search_fields
 from app.main import create_app
 
 SENDER = "billing@clinic.example"
@@ -93,21 +91,6 @@ async def mail_client(db_url, settings_for, client_for, inbox):  # type: ignore[
             yield test_client
     finally:
         await app.state.engine.dispose()
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(name: str, email: str | None = None) -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, None, email)
-            client = Client(
-                name=name, name_key=name_key, search_text=search_text, active=True, email=email
-            )
-            session.add(client)
-            await session.commit()
-            return client.id
-
-    return make
 
 
 @pytest.fixture

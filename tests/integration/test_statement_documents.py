@@ -17,8 +17,6 @@ import pytest
 
 from app.admin.services import save_settings
 from app.auth.models import User
-from app.clients.models import Client
-from app.clients.services import search_fields
 from app.statements import documents
 from app.statements.services import statement
 
@@ -35,21 +33,6 @@ def pdf_text(content: bytes, tmp_path: Path, *, layout: bool = False) -> list[st
     done = subprocess.run(args, capture_output=True, check=True, timeout=60)
     text = done.stdout.decode().replace("\u00a0", " ").replace("\u202f", " ")
     return text.split("\f")[:-1] if text.endswith("\f") else text.split("\f")
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(name: str = "Ana Souza", email: str | None = None) -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, None, email)
-            client = Client(
-                name=name, name_key=name_key, search_text=search_text, active=True, email=email
-            )
-            session.add(client)
-            await session.commit()
-            return client.id
-
-    return make
 
 
 @pytest.fixture

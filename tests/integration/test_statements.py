@@ -11,23 +11,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from app.clients.models import Client
-from app.clients.services import search_fields
 from app.ledger.models import Entry
 from app.statements import services as statements
 from app.statements.models import Period, PeriodStatement
-
-
-@pytest.fixture
-def make_client(maker):  # type: ignore[no-untyped-def]
-    async def make(name: str = "Ana Souza") -> int:
-        async with maker() as session:
-            name_key, search_text = search_fields(name, None, None)
-            client = Client(name=name, name_key=name_key, search_text=search_text, active=True)
-            session.add(client)
-            await session.commit()
-            return client.id
-
-    return make
 
 
 @pytest.fixture
