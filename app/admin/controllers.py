@@ -365,3 +365,25 @@ class SettingsController(Controller):
             else:
                 return Redirect(path="/admin/settings?saved=true", status_code=303)
         return self._page(form, errors, status_code=422)
+
+    @post("/logo", status_code=303)
+    async def save_logo(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession
+    ) -> Template | Redirect:
+        """Upload (PNG or JPEG, at most 256 KB) or remove the logo on statements and receipts."""
+        form = await request.form()
+        try:
+            if form.get("remove"):
+                logo = ""
+            else:
+                upload = form.get("logo")
+                content = await upload.read() if hasattr(upload, "read") else b""
+                logo = admin.logo_data_url(content)
+            await admin.save_settings(
+                db_session, {"logo": logo}, current_user(request), client_ip(request)
+            )
+        except admin.SettingsError as exc:
+            current = await admin.load_settings(db_session)
+            values = {**current.__dict__, "max_amount": format_amount(current.max_amount_cents)}
+            return self._page(values, exc.errors, status_code=422)
+        return Redirect(path="/admin/settings?saved=true", status_code=303)

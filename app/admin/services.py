@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -34,6 +35,9 @@ class PracticeSettings:
     max_amount_cents: int = 10_000_000  # 100,000.00
     due_days: int = 0
     payment_instructions: str = ""
+    # The practice's logo as a data: URL (PNG or JPEG), kept in the database so
+    # every app process and machine serves the same one; empty for none.
+    logo: str = ""
     default_payment_method: str = "cash"
     # What staff commissions are computed on: money "received" for their sessions, or "billed".
     commission_basis: str = "received"
@@ -74,9 +78,33 @@ async def load_settings(session: AsyncSession) -> PracticeSettings:
     return PracticeSettings(**values)
 
 
+LOGO_MAX_BYTES = 256 * 1024
+_LOGO_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def logo_data_url(content: bytes) -> str:
+    """A PNG or JPEG file as a data: URL; refuses big files and other formats (SVG runs scripts)."""
+    if not content:
+        raise SettingsError({"logo": _("Choose an image file.")})
+    if len(content) > LOGO_MAX_BYTES:
+        raise SettingsError({"logo": _("The logo must be at most 256 KB.")})
+    for magic, mime in _LOGO_TYPES.items():
+        if content.startswith(magic):
+            return f"data:{mime};base64,{base64.b64encode(content).decode()}"
+    raise SettingsError({"logo": _("Use a PNG or JPEG image.")})
+
+
 def validate(changes: dict[str, Any]) -> dict[str, str]:
     """Field name -> message for each value that cannot be saved."""
     errors: dict[str, str] = {}
+    if (
+        "logo" in changes
+        and changes["logo"]
+        and not str(changes["logo"]).startswith(
+            ("data:image/png;base64,", "data:image/jpeg;base64,")
+        )
+    ):
+        errors["logo"] = _("Use a PNG or JPEG image.")
     if "currency" in changes:
         # get_currency_name() answers any three letters; is_currency() knows the ISO list.
         if not is_currency(str(changes["currency"]).upper()):

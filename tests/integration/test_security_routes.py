@@ -68,6 +68,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/admin/audit"): ADMIN_ONLY,
     ("GET", "/admin/settings"): ADMIN_ONLY,
     ("POST", "/admin/settings"): ADMIN_ONLY,
+    ("POST", "/admin/settings/logo"): ADMIN_ONLY,
     # --- catalog: staff and services
     ("GET", "/admin/services"): ADMIN_ONLY,
     ("POST", "/admin/services"): ADMIN_ONLY,
