@@ -46,6 +46,11 @@ async def search(q: str = "") -> str:
     return f'<section id="client-results"><ul>{items}</ul></section>'
 
 
+@get("/health", media_type=MediaType.TEXT)
+async def health() -> str:
+    return "ok"
+
+
 async def _open() -> None:
     POOL["db"] = await asyncpg.create_pool(os.environ["BARE_DSN"], min_size=4, max_size=16)
 
@@ -55,7 +60,7 @@ async def _close() -> None:
 
 
 def create_app() -> Litestar:
-    return Litestar([search], on_startup=[_open], on_shutdown=[_close], debug=False)
+    return Litestar([search, health], on_startup=[_open], on_shutdown=[_close], debug=False)
 
 
 def main() -> None:
@@ -79,7 +84,7 @@ def main() -> None:
         queries.write_text("\n".join(run.search_queries(f)) + "\n")
         env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": ""}
         run.wrk(app.base, "search.lua", env, 5, args.connections)
-        result = run.wrk(app.base, "search.lua", env, args.duration, args.connections)
+        result = run.wrk(app.base, "search.lua", env, args.duration, args.connections, app)
     result["queries"] = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
     run.record("search", f, result, "bare Litestar + asyncpg (the ceiling, not Saldo)")
 

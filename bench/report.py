@@ -82,6 +82,16 @@ def _n(v: Any) -> str:
     return f"{v:,.0f}" if isinstance(v, int | float) else str(v)
 
 
+CPU_HEADERS = ["app CPU ms/req", "PG CPU ms/req", "other CPU %"]
+TR = ["target", "result"]
+
+
+def _cpu(f: dict[str, Any]) -> list[str]:
+    """Where the CPU went during a wrk run (— for runs made before it was measured)."""
+    keys = ("app_cpu_ms_per_req", "pg_cpu_ms_per_req", "other_cpu_pct")
+    return [_ms(f[k]) if k in f else "—" for k in keys]
+
+
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(line) + " |" for line in lines]
@@ -195,12 +205,13 @@ def render(rows: list[dict[str, Any]]) -> str:
                     _ms(f["p99_ms"]),
                     _ms(f["max_ms"]),
                     _n(f["non_2xx_3xx"]),
+                    *_cpu(f),
                     targets,
                     result,
                 ]
             )
         out += _table(
-            [*common, "req/s", "p50 ms", "p99 ms", "max ms", "non-2xx/3xx", "target", "result"],
+            [*common, "req/s", "p50 ms", "p99 ms", "max ms", "non-2xx/3xx", *CPU_HEADERS, *TR],
             lines,
         )
         out.append("")
@@ -226,6 +237,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                     _n(f.get("double_records")),
                     ("clean" if f["verify_clean"] else "DIFFERENCES")
                     + f" ({f['verify_seconds']} s)",
+                    *_cpu(f),
                     targets,
                     result,
                 ]
@@ -241,6 +253,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                 "charges added",
                 "double records",
                 "verify",
+                *CPU_HEADERS,
                 "target",
                 "result",
             ],

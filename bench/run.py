@@ -7,8 +7,13 @@
     python bench/run.py zip      [--db saldo5k]        (its peak month has ~1,300 statements)
     python bench/run.py csv      [--db saldo50k]
     python bench/run.py close    [--db saldo50k]       (on a copy of the database)
-    python bench/run.py all      [--db saldo50k]       (everything above on one database)
+    python bench/run.py all      [--db saldo5k]        (everything above on one database)
     python bench/run.py report                         (rewrite the tables from bench/results.jsonl)
+
+Options for every benchmark: ``--label TEXT`` (e.g. "after: index on …"),
+``--variant a,b`` (run the app with proposed fixes applied in memory, see
+``bench/variants.py``; recorded as an experiment), ``--wait-quiet N`` (wait up
+to N s for an idle CPU first; this machine is shared).
 
 Each run starts the app as production would (``uvicorn --factory
 app.main:create_app --workers 2`` on 127.0.0.1, a free port), logs in through
@@ -238,7 +243,11 @@ class AppServer:
             self.proc.wait(timeout=10)
 
     def __enter__(self) -> AppServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive the run
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -286,9 +295,40 @@ class Session:
 # --------------------------------------------------------------------------- wrk
 
 
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """utime + stime of each process still alive, in clock ticks."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _spent(before: dict[int, int], after: dict[int, int]) -> int:
+    """Ticks spent between two snapshots; processes that ended in between are lost."""
+    return sum(t - before.get(pid, 0) for pid, t in after.items())
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 def wrk(
-    base: str, script: str, env: dict[str, str], duration: int, connections: int
+    base: str,
+    script: str,
+    env: dict[str, str],
+    duration: int,
+    connections: int,
+    app: AppServer | None = None,
 ) -> dict[str, Any]:
+    """Run wrk; with ``app``, also where the CPU went (app workers, PostgreSQL, the rest)."""
+    workers = app.worker_pids() if app else []
+    server = pg.server_pids() if app and app.database_url.startswith("postgresql") else []
+    before = (_cpu_ticks(workers), _cpu_ticks(server), _machine_ticks())
+    children = os.times()
     cmd = [
         "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
         "-s", str(LUA / script), base,
@@ -304,6 +344,24 @@ def wrk(
     line = next(x for x in done.stdout.splitlines() if x.startswith("SALDO_RESULT "))
     raw = json.loads(line.split(" ", 1)[1])
     seconds = raw["duration_us"] / 1e6
+    cpu: dict[str, Any] = {}
+    if app:
+        hz = os.sysconf("SC_CLK_TCK")
+        busy, total = (a - b for a, b in zip(_machine_ticks(), before[2], strict=True))
+        app_s = _spent(before[0], _cpu_ticks(workers)) / hz
+        # Backends born during the run count whole; ones that ended are lost (a lower bound).
+        pg_s = _spent(before[1], _cpu_ticks(pg.server_pids() if server else [])) / hz
+        now = os.times()
+        wrk_s = (now.children_user + now.children_system) - (
+            children.children_user + children.children_system
+        )
+        n = max(1, raw["requests"])
+        cpu = {
+            "app_cpu_ms_per_req": round(app_s * 1000 / n, 2),
+            "pg_cpu_ms_per_req": round(pg_s * 1000 / n, 2),
+            # CPU used by anything else than the app, its PostgreSQL and wrk: other work.
+            "other_cpu_pct": round(100 * max(0.0, busy / hz - app_s - pg_s - wrk_s) / (total / hz)),
+        }
     errors = sum(
         raw[k]
         for k in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
@@ -319,6 +377,7 @@ def wrk(
         "non_2xx_3xx": raw["status_errors"],
         "socket_errors": errors - raw["status_errors"],
         "connections": connections,
+        **cpu,
     }
 
 
@@ -369,7 +428,7 @@ def bench_search(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             :200
         ]
         wrk(app.base, "search.lua", env, 5, args.connections)  # warm-up
-        result = wrk(app.base, "search.lua", env, args.duration, args.connections)
+        result = wrk(app.base, "search.lua", env, args.duration, args.connections, app)
         user.close()
     result["queries"] = "3,000 rotating, from real clients: prefixes, two words, digits"
     return result
@@ -430,7 +489,7 @@ def bench_pay(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "SALDO_DAY": today,
             "SALDO_RUN": str(int(time.time())),
         }
-        result = wrk(app.base, "pay.lua", env, args.duration, args.connections)
+        result = wrk(app.base, "pay.lua", env, args.duration, args.connections, app)
         user.close()
     added = _count(f, "SELECT count(*) FROM charges") - charges_before
     # Each request's key names one charge entry: more would be a double-record.
