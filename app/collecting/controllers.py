@@ -19,7 +19,7 @@ from app.clients.models import Client
 from app.collecting import services as collecting
 from app.ledger import idempotency
 from app.ledger import services as ledger
-from app.ledger.controllers import _practice, _user, method_labels
+from app.ledger.controllers import _practice, _refusal, _user, method_labels
 from app.web.i18n import AmountError, _, decimal_string, parse_amount, parse_decimal_amount, today
 
 PAGE_SIZE = 50
@@ -384,15 +384,6 @@ class RefundBody(Struct):
     amount: str
     method: str
     reason: str | None = None
-
-
-def _refusal(exc: Exception) -> Response[Any]:
-    if isinstance(exc, idempotency.KeyReused):
-        return Response({"detail": str(exc)}, status_code=422)
-    assert isinstance(exc, ledger.LedgerError)
-    return Response(
-        {"detail": exc.message, "field": exc.field, **exc.extra}, status_code=exc.status_code
-    )
 
 
 class CollectingApi(Controller):
