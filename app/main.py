@@ -32,7 +32,7 @@ from app.db import alchemy_config, create_engine, session_maker
 from app.expenses.controllers import ExpensePages
 from app.exports.controllers import ExportController
 from app.ledger.controllers import LedgerApi, LedgerPages
-from app.reports.controllers import dashboard
+from app.reports.controllers import ReportApi, ReportPages, dashboard
 from app.statements.controllers import PeriodPages, StatementApi
 from app.statements.document_controllers import StatementDocuments
 from app.web import i18n
@@ -54,6 +54,8 @@ def _route_handlers() -> list[Any]:
         SettingsController,
         health,
         dashboard,
+        ReportPages,
+        ReportApi,
         ClientController,
         ClientApiController,
         CatalogController,

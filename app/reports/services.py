@@ -324,6 +324,25 @@ async def top_debtors(session: AsyncSession, today: date, limit: int = 20) -> li
     ]
 
 
+@dataclass
+class CreditHolder:
+    client_id: int
+    client_name: str
+    credit_cents: int
+    owed_cents: int
+
+
+async def credit_holders(session: AsyncSession, limit: int = 50) -> list[CreditHolder]:
+    """The clients holding the most prepaid credit now: money the practice still owes in service."""
+    rows = await session.execute(
+        select(Client.id, Client.name, Client.credit_cents, Client.owed_cents)
+        .where(Client.credit_cents > 0)
+        .order_by(Client.credit_cents.desc(), Client.name_key, Client.id)
+        .limit(limit)
+    )
+    return [CreditHolder(*row) for row in rows]
+
+
 # --- the day's cash-up ----------------------------------------------------------------------
 
 
@@ -387,6 +406,37 @@ async def daily_collections(session: AsyncSession, day: date) -> Daily:
     got = sum(x.amount_cents for x in lines if x.kind != "refund")
     refunded = -sum(x.amount_cents for x in lines if x.kind == "refund")
     return Daily(day, lines, by_method, got, refunded)
+
+
+@dataclass
+class DaySession:
+    charge_id: int
+    client_id: int
+    client_name: str
+    description: str
+    staff_name: str | None
+    amount_cents: int
+    status: str
+
+
+async def sessions_of_day(session: AsyncSession, day: date) -> list[DaySession]:
+    """The sessions (charges) dated on ``day``, in the order they were registered."""
+    rows = await session.execute(
+        select(
+            Charge.id,
+            Charge.client_id,
+            Client.name,
+            Charge.description,
+            Staff.name,
+            Charge.amount_cents,
+            Charge.status,
+        )
+        .join(Client, Client.id == Charge.client_id)
+        .outerjoin(Staff, Staff.id == Charge.staff_id)
+        .where(Charge.date == day)
+        .order_by(Charge.id)
+    )
+    return [DaySession(*row) for row in rows]
 
 
 # --- commissions ----------------------------------------------------------------------------
