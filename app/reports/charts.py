@@ -39,6 +39,7 @@ class Tick:
 class Chart:
     title: str
     categories: list[str]
+    short: list[tuple[str, str]]  # the axis labels: (line 1, line 2) under each category
     series: list[str]
     values: list[list[int]]  # values[series][category], cents
     bars: list[Bar]
@@ -73,9 +74,15 @@ def _tick_label(cents: int) -> str:
 
 
 def bar_chart(
-    title: str, categories: list[str], series: list[tuple[str, list[int]]], steps: int = 4
+    title: str,
+    categories: list[str],
+    series: list[tuple[str, list[int]]],
+    steps: int = 4,
+    short: list[tuple[str, str]] | None = None,
 ) -> Chart:
     """Grouped vertical bars: one group per category, one bar per series in each group.
+
+    ``short`` are the axis labels when the categories' names are too long for it.
 
     Negative values (a month of reversals) are drawn as zero-height bars; their
     real value stays in the table beside the chart.
@@ -111,4 +118,5 @@ def bar_chart(
         for i in range(steps + 1)
     ]
     label_x = [round(LEFT + (c + 0.5) * group_w, 1) for c in range(len(categories))]
-    return Chart(title, categories, names, values, bars, ticks, label_x, baseline)
+    axis = short or [(c, "") for c in categories]
+    return Chart(title, categories, axis, names, values, bars, ticks, label_x, baseline)

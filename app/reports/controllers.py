@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
+from babel.dates import format_skeleton
 from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import QueryParameter
@@ -118,6 +119,17 @@ def month_label(month: str) -> str:
     return month_name(month, i18n.current().language)
 
 
+def short_months(months: list[str]) -> list[tuple[str, str]]:
+    """Chart labels: the month's short name, with the year under the first and each January."""
+    language = i18n.current().language
+    labels = []
+    for i, month in enumerate(months):
+        first = month_bounds(month)[0]
+        name = format_skeleton("MMM", first, locale=language).rstrip(".")
+        labels.append((name, str(first.year) if i == 0 or first.month == 1 else ""))
+    return labels
+
+
 # --- charts ---------------------------------------------------------------------------------
 
 
@@ -126,6 +138,7 @@ def received_chart(months: list[reports.MonthFigures]) -> Any:
         _("Received per month"),
         [month_label(m.month) for m in months],
         [(_("Received"), [m.received_cents for m in months])],
+        short=short_months([m.month for m in months]),
     )
 
 
@@ -137,6 +150,7 @@ def billed_chart(months: list[reports.MonthFigures]) -> Any:
             (_("Billed"), [m.billed_cents for m in months]),
             (_("Received"), [m.received_cents for m in months]),
         ],
+        short=short_months([m.month for m in months]),
     )
 
 
