@@ -9,15 +9,17 @@ be forgotten.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from app.audit import AuditEvent
+from app.audit import AuditEvent, audit
 from app.clients.models import Client
 from app.clients.services import ClientError, ClientInput, ClientService
 from app.collecting.models import BillingMessage
@@ -26,7 +28,7 @@ from app.ledger.models import Allocation, Charge, Entry, Payment, Refund
 from app.ledger.services import verify
 from app.statements import mail
 from app.statements import services as statements
-from app.statements.models import Period, PeriodStatement
+from app.statements.models import DocumentJob, Period, PeriodStatement
 from app.web.i18n import today
 
 NAME, PHONE, EMAIL, NOTES = "Ana Souza", "+55 11 99999-0000", "ana@example.com", "Allergic to latex"
@@ -201,6 +203,22 @@ async def test_admin_downloads_everything_held_about_a_client(admin, client, mak
     assert NAME not in events[0].detail and EMAIL not in events[0].detail
 
 
+async def recomputed_digest(maker: Any, month: str) -> str:
+    """The month's digest computed again from what is stored: previous digest, totals, snapshots."""
+    async with maker() as session:
+        period = await session.scalar(select(Period).where(Period.month == month))
+        assert period is not None
+        digest = hashlib.sha256((period.previous_digest or "").encode())
+        digest.update(period.totals.encode())
+        for data in await session.scalars(
+            select(PeriodStatement.data)
+            .where(PeriodStatement.period_id == period.id)
+            .order_by(PeriodStatement.client_id)
+        ):
+            digest.update(data.encode())
+        return digest.hexdigest()
+
+
 async def snapshot(maker: Any, client_id: int) -> dict[str, Any]:
     """The client's money as every part of the app sees it."""
     async with maker() as session:
@@ -290,6 +308,7 @@ async def test_anonymising_erases_personal_data_and_keeps_the_money(admin, clien
     # The money, the statement, the closed month and its frozen snapshot are exactly as before.
     assert await snapshot(maker, client_id) == before
     assert before["periods"][-1][1] == story["digest"]
+    assert await recomputed_digest(maker, story["month"]) == story["digest"]
     # The billing message keeps when and how it was sent (its text was never stored).
     assert [(m.channel, m.tone) for m in messages] == [("whatsapp", "friendly")]
     # No audit line keeps her e-mail or name; the anonymisation itself names the id only.
@@ -359,3 +378,95 @@ async def test_only_the_admin_exports_or_anonymises(
     assert "data.zip" not in page.text and "/anonymise" not in page.text
     async with maker() as session:
         assert (await session.get(Client, client_id)).name == NAME
+
+
+async def test_anonymising_removes_her_from_stored_documents_and_audit_notes(
+    admin, maker, make_client
+) -> None:
+    client_id = await make_client(NAME, email=EMAIL, phone_digits="5511999990000")
+    other_id = await make_client("Bruno Lima")
+
+    def month_zip(*client_ids: int) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for cid in client_ids:
+                archive.writestr(f"statement-{cid}-someone-2026-10-01-2026-10-31.pdf", b"%PDF")
+        return buffer.getvalue()
+
+    async with maker() as session:
+        now = datetime.now(UTC)
+        jobs = [
+            DocumentJob(
+                kind="zip",
+                month="2026-10",
+                status="done",
+                content=month_zip(client_id, other_id),
+                created_at=now,
+            ),
+            DocumentJob(
+                kind="zip",
+                month="2026-09",
+                status="done",
+                content=month_zip(other_id),
+                created_at=now,
+            ),
+            DocumentJob(
+                kind="email",
+                month="2026-10",
+                status="done",
+                error=f"1 not sent: {NAME} <{EMAIL}>: mailbox full; Banana Split <b@x.io>: no",
+                created_at=now,
+            ),
+        ]
+        session.add_all(jobs)
+        audit(session, "note", username="admin", text="called ana souza on 5511999990000")
+        audit(session, "note", username="admin", text="Banana order")
+        await session.commit()
+        job_ids = [j.id for j in jobs]
+
+    done = await admin(f"/clients/{client_id}/anonymise", data={"confirmation": NAME})
+    assert done.status_code == 303
+
+    async with maker() as session:
+        zipped, untouched, emailed = [await session.get(DocumentJob, i) for i in job_ids]
+        contents = [
+            await session.scalar(select(DocumentJob.content).where(DocumentJob.id == i))
+            for i in job_ids[:2]
+        ]
+        notes = list(
+            await session.scalars(
+                select(AuditEvent.detail).where(AuditEvent.action == "note").order_by(AuditEvent.id)
+            )
+        )
+        anonymised = await session.scalar(
+            select(AuditEvent.detail).where(AuditEvent.action == "client_anonymised")
+        )
+    # Her month's ZIP is gone (it held her statement); one without her stays.
+    assert contents[0] is None and "anonymised" in zipped.error
+    assert contents[1] is not None and untouched.error is None
+    assert NAME not in emailed.error and EMAIL not in emailed.error
+    assert "Banana Split <b@x.io>" in emailed.error
+    assert json.loads(notes[0])["text"] == (f"called Anonymised client #{client_id} on [removed]")
+    assert json.loads(notes[1])["text"] == "Banana order"
+    detail = json.loads(anonymised)
+    assert detail == {
+        "audit_events_redacted": 1,
+        "client_id": client_id,
+        "document_jobs_redacted": 2,
+    }
+
+
+async def test_a_client_without_money_records_exports_empty_tables(
+    admin, client, make_client
+) -> None:
+    client_id = await make_client("Carla Dias", email="carla@example.com")
+
+    response = await client.get(f"/clients/{client_id}/data.zip")
+
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert json.loads(archive.read("charges.json")) == []
+    assert read_csv(archive, "entries.csv") == []
+    assert archive.read("entries.csv").decode("utf-8-sig").startswith("entry_id")
+    assert json.loads(archive.read("client.json"))["email"] == "carla@example.com"
+    assert archive.read("statement.pdf").startswith(b"%PDF")
