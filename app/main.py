@@ -26,6 +26,7 @@ from app.auth.controllers import AuthController, TokenController
 from app.auth.guards import authorize
 from app.auth.middleware import AuthMiddleware
 from app.clients.controllers import ClientApiController, ClientController
+from app.clients.privacy_controllers import ClientPrivacyController
 from app.collecting.controllers import CollectingApi, CollectingPages
 from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
@@ -58,6 +59,7 @@ def _route_handlers() -> list[Any]:
         ReportApi,
         ClientController,
         ClientApiController,
+        ClientPrivacyController,
         CatalogController,
         CatalogApiController,
         LedgerPages,
