@@ -366,16 +366,26 @@ class ReportPages(Controller):
     async def download(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, file_name: str,
         start: From = None, end: To = None, as_of: str | None = None, day: str | None = None,
-        basis: str | None = None, staff_id: int | None = None,
+        basis: str | None = None, staff_id: int | None = None, delimiter: str | None = None,
+        decimal: str | None = None, encoding: str | None = None,
     ) -> Response[bytes]:  # fmt: skip
-        """Any report table as CSV: ``/reports/aging.csv?as_of=…``, ``/reports/daily.csv?day=…``."""
+        """Any report table as CSV: ``/reports/aging.csv?as_of=…``, ``/reports/daily.csv?day=…``.
+
+        The file's format is the accountant exports': the locale's, or the
+        ``delimiter``/``decimal``/``encoding`` asked for.
+        """
         what, dot, extension = file_name.partition(".")
         if what not in tables.WRITERS or (dot, extension) != (".", "csv"):
             raise NotFoundException()
         data, label = await _table_data(request, db_session, what, start, end, as_of, day, basis,
                                         staff_id)  # fmt: skip
         practice = _practice(request)
-        fmt = csvfmt.format_for_locale(practice.locale)
+        try:
+            fmt = csvfmt.format_for_locale(practice.locale).with_overrides(
+                delimiter, decimal, encoding
+            )
+        except ValueError as exc:
+            raise ValidationException(str(exc)) from None
         encoder = csvfmt.CsvEncoder(fmt)
         body = encoder.encode(tables.WRITERS[what](data, fmt, practice.currency))
         name = csvfmt.filename(practice.practice_name, label, what)
