@@ -19,6 +19,8 @@ target, then migrates forward and runs the ledger's ``verify``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import glob
 import hashlib
 import os
@@ -28,6 +30,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -49,9 +52,6 @@ from app.web.i18n import _
 NAME = re.compile(r"saldo-(\d{8}T\d{6}Z)-schema([0-9A-Za-z_]{1,32})\.(sqlite3|pgdump)")
 STAMP = "%Y%m%dT%H%M%SZ"
 CHUNK = 1 << 20
-
-# One backup at a time per process: two at once would only compete for the disk.
-_lock = threading.Lock()
 
 
 class BackupError(Exception):
@@ -328,7 +328,9 @@ def _backup_sqlite(database_url: str, partial: Path) -> str | None:
     source_path = _sqlite_path(database_url)
     if not source_path.is_file():
         raise BackupError(_("The database file %(path)s does not exist.", path=str(source_path)))
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    # Read-write, like the app's own connections: it may have to recover a WAL
+    # left by a crash before it can read (it writes nothing else).
+    source = sqlite3.connect(source_path, timeout=30)
     target = sqlite3.connect(partial)
     try:
         # pages=-1 (the default): all pages in one step, under one read
@@ -362,6 +364,20 @@ def _free_name(directory: Path, schema: str, kind: str) -> Path:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One backup at a time in ``directory``, across this machine's processes and threads.
+
+    Two at once would only compete for the disk, and could pick the same name.
+    """
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def make_backup(settings: Settings) -> Backup:
     """Write a consistent backup of the database into BACKUP_DIR, then rotate (blocking).
 
@@ -371,7 +387,9 @@ def make_backup(settings: Settings) -> Backup:
     directory = settings.backup_dir
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     kind = "sqlite" if settings.is_sqlite else "postgresql"
-    with _lock:
+    with _exclusive(directory):
+        for stale in directory.glob(".saldo-*.partial"):  # left by a backup that was killed
+            stale.unlink(missing_ok=True)
         partial = directory / f".saldo-{os.getpid()}-{threading.get_ident()}.partial"
         try:
             # A backup holds every client's data and the password hashes: owner only.

@@ -318,7 +318,7 @@ async def test_only_the_newest_backups_are_kept(settings: Settings) -> None:
     kept = [b.name for b in backups.list_backups(settings.backup_dir)]
     assert kept == [made[2], made[1]]
     left = sorted(p.name for p in settings.backup_dir.iterdir())
-    assert left == sorted([*kept, *(f"{name}.sha256" for name in kept)])
+    assert left == sorted([".lock", *kept, *(f"{name}.sha256" for name in kept)])
 
 
 def test_rotation_ignores_files_that_are_not_backups(tmp_path: Path) -> None:
