@@ -47,6 +47,7 @@ from app.audit import audit
 from app.auth.models import User
 from app.config import Settings
 from app.db import alembic_ini_path, create_engine, session_maker
+from app.ledger.services import Difference, verify
 from app.web.i18n import _
 
 NAME = re.compile(r"saldo-(\d{8}T\d{6}Z)-schema([0-9A-Za-z_]{1,32})\.(sqlite3|pgdump)")
@@ -73,7 +74,7 @@ class Backup:
 class RestoreReport:
     backup: Backup
     schema_after: str
-    differences: list  # ledger.services.Difference, empty when the journal agrees
+    differences: list[Difference]  # what verify found; empty when the journal agrees
 
 
 # --------------------------------------------------------------------------- files
@@ -391,6 +392,7 @@ def make_backup(settings: Settings) -> Backup:
         for stale in directory.glob(".saldo-*.partial"):  # left by a backup that was killed
             stale.unlink(missing_ok=True)
         partial = directory / f".saldo-{os.getpid()}-{threading.get_ident()}.partial"
+        partial_sums = partial.with_suffix(".sha256.partial")
         try:
             # A backup holds every client's data and the password hashes: owner only.
             os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
@@ -403,15 +405,16 @@ def make_backup(settings: Settings) -> Backup:
                     _("The database has no schema revision: run python -m app db upgrade first.")
                 )
             path = _free_name(directory, schema, kind)
-            checksum = sha256_of(partial)
-            sums = _checksum_path(path)
-            sums.with_name(sums.name + ".partial").write_text(f"{checksum}  {path.name}\n")
-            sums.with_name(sums.name + ".partial").replace(sums)
+            partial_sums.write_text(f"{sha256_of(partial)}  {path.name}\n")
+            partial_sums.replace(_checksum_path(path))
             partial.replace(path)
         finally:
             partial.unlink(missing_ok=True)
+            partial_sums.unlink(missing_ok=True)
         rotate(directory, settings.backup_keep)
-    return next(b for b in list_backups(directory) if b.name == path.name)
+    parsed = parse_name(path.name)
+    assert parsed is not None  # _free_name made the name
+    return Backup(path.name, path, path.stat().st_size, *parsed, checksum_ok=True)
 
 
 async def make_backup_async(settings: Settings) -> Backup:
@@ -552,8 +555,6 @@ async def restore(settings: Settings, path: Path, *, force: bool = False) -> Res
     database that already has tables, unless ``force`` (which replaces them).
     The report's ``differences`` are what ``verify`` found after the restore.
     """
-    from app.ledger.services import verify
-
     backup = await asyncio.to_thread(check_backup, path)
     target_kind = "sqlite" if settings.is_sqlite else "postgresql"
     if backup.kind != target_kind:
