@@ -419,3 +419,17 @@ async def test_the_page_says_why_a_backup_could_not_be_made(
     response = await client.post("/admin/backups", data={"_csrf_token": await csrf(client)})
     assert response.status_code == 422
     assert "No backup was made: pg_dump was not found" in response.text
+
+
+async def test_the_page_flags_a_backup_whose_checksum_no_longer_holds(
+    client: Any, login: Any, settings: Settings
+) -> None:
+    good = backups.make_backup(settings)
+    damaged = backups.make_backup(settings)
+    with damaged.path.open("ab") as f:
+        f.write(b"\0")
+    await login(client, "admin")
+    page = await client.get("/admin/backups")
+    rows = page.text.split('<tr data-backup="')[1:]
+    flagged = {row.split('"')[0]: "Does not match" in row for row in rows}
+    assert flagged == {good.name: False, damaged.name: True}
