@@ -433,3 +433,14 @@ async def test_the_page_flags_a_backup_whose_checksum_no_longer_holds(
     rows = page.text.split('<tr data-backup="')[1:]
     flagged = {row.split('"')[0]: "Does not match" in row for row in rows}
     assert flagged == {good.name: False, damaged.name: True}
+
+
+def test_backups_go_under_the_data_dir_unless_backup_dir_says_otherwise(
+    settings_for: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = settings_for("sqlite+aiosqlite:///" + str(tmp_path / "saldo.db"))
+    assert defaults.backup_dir == tmp_path / "backups" and defaults.backup_keep == 14
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "offsite"))
+    monkeypatch.setenv("BACKUP_KEEP", "0")  # the backup just made is always kept
+    chosen = settings_for("sqlite+aiosqlite:///" + str(tmp_path / "saldo.db"))
+    assert chosen.backup_dir == tmp_path / "offsite" and chosen.backup_keep == 1
