@@ -25,6 +25,7 @@ from app.admin.services import load_settings as load_practice_settings
 from app.auth.controllers import AuthController, TokenController
 from app.auth.guards import authorize
 from app.auth.middleware import AuthMiddleware
+from app.backup.controllers import BackupController
 from app.clients.controllers import ClientApiController, ClientController
 from app.clients.privacy_controllers import ClientPrivacyController
 from app.collecting.controllers import CollectingApi, CollectingPages
@@ -53,6 +54,7 @@ def _route_handlers() -> list[Any]:
         UsersController,
         AuditController,
         SettingsController,
+        BackupController,
         health,
         dashboard,
         ReportPages,

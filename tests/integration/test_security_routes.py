@@ -69,6 +69,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/admin/settings"): ADMIN_ONLY,
     ("POST", "/admin/settings"): ADMIN_ONLY,
     ("POST", "/admin/settings/logo"): ADMIN_ONLY,
+    ("GET", "/admin/backups"): ADMIN_ONLY,
+    ("POST", "/admin/backups"): ADMIN_ONLY,
+    ("GET", "/admin/backups/{name:str}"): ADMIN_ONLY,
     # --- catalog: staff and services
     ("GET", "/admin/services"): ADMIN_ONLY,
     ("POST", "/admin/services"): ADMIN_ONLY,
@@ -283,6 +286,7 @@ PARAMS: dict[str, Callable[[AsyncSession, dict[str, int]], Awaitable[int]] | str
     "expense_id": _expense_id,
     "job_id": _job_id,
     "file_name": "entries.csv",
+    "name": "saldo-20260101T030000Z-schema0003.sqlite3",
     "month": "2026-01",
     "file_path": "css/app.css",
     "path": "openapi.yaml",
