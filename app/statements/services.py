@@ -1,6 +1,6 @@
 """Client statements for any period, and closing a month.
 
-A statement is computed from the journal alone: the opening balance is what
+A statement is the journal's account of a period: the opening balance is what
 the client's entries before ``from`` add up to, every entry in the period
 follows with its running balance, and the closing balance is where it ends.
 So the closing balance of one month is, by construction, the opening balance
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
@@ -137,58 +137,109 @@ async def statement(session: AsyncSession, client_id: int, start: date, end: dat
     """
     if end < start:
         raise StatementError(_("The period ends before it starts."))
-    client = await session.get(Client, client_id)
-    if client is None:
+    built = await statements(session, start, end, client_id)
+    if client_id not in built:
         raise LookupError(client_id)
-    opening = await session.scalar(
-        select(func.coalesce(func.sum(Entry.amount_cents), 0)).where(
-            Entry.client_id == client_id, Entry.effective_date < start
+    return built[client_id]
+
+
+async def statements(
+    session: AsyncSession, start: date, end: date, client_id: int | None = None
+) -> dict[int, Statement]:
+    """Statements for [start, end]: of one client, or of every client with entries in it.
+
+    The same few queries whatever the number of clients (month close builds
+    thousands at once). The period's lines are its entries. What came before
+    and what was open at ``end`` are read backwards from now: the client's
+    balance now less the entries from ``start`` on, and each charge's open
+    amount now less what its entries after ``end`` moved. The ledger keeps
+    balances and charges equal to their entries in the same transaction (and
+    ``verify`` checks it), so this is the journal's answer without summing a
+    client's whole history.
+    """
+    of_client: Any = true() if client_id is None else Entry.client_id == client_id
+    if client_id is not None:
+        clients = select(Client.id, Client.name, Client.credit_cents - Client.owed_cents).where(
+            Client.id == client_id
         )
+    else:
+        active = (
+            select(Entry.client_id)
+            .where(Entry.effective_date >= start, Entry.effective_date <= end)
+            .distinct()
+            .scalar_subquery()
+        )
+        clients = select(Client.id, Client.name, Client.credit_cents - Client.owed_cents).where(
+            Client.id.in_(active)
+        )
+    balances = {cid: (name, int(cents)) for cid, name, cents in await session.execute(clients)}
+    since_start = await session.execute(
+        select(Entry.client_id, func.sum(Entry.amount_cents))
+        .where(of_client, Entry.effective_date >= start)
+        .group_by(Entry.client_id)
     )
-    result = Statement(client.id, client.name, start, end, int(opening or 0))
-    balance = result.opening_cents
+    opening = {cid: cents for cid, (_name, cents) in balances.items()}
+    for cid, cents in since_start:
+        if cid in opening:
+            opening[cid] -= int(cents)
+    out = {
+        cid: Statement(cid, name, start, end, opening[cid]) for cid, (name, _c) in balances.items()
+    }
+    balance = dict(opening)
     rows = await session.execute(
-        select(Entry.id, Entry.effective_date, Entry.kind, Entry.description, Entry.amount_cents)
+        select(
+            Entry.client_id,
+            Entry.id,
+            Entry.effective_date,
+            Entry.kind,
+            Entry.description,
+            Entry.amount_cents,
+        )
         .where(
-            Entry.client_id == client_id,
+            of_client,
             Entry.effective_date >= start,
             Entry.effective_date <= end,
             Entry.amount_cents != 0,
         )
-        .order_by(Entry.effective_date, Entry.id)
+        .order_by(Entry.client_id, Entry.effective_date, Entry.id)
     )
-    for entry_id, day, kind, description, amount in rows:
-        balance += amount
-        result.lines.append(Line(entry_id, day, kind, description, amount, balance))
-    result.closing_cents = balance
-    # What each charge still owed at the end date: its owed deltas up to then.
-    open_rows = await session.execute(
-        select(
-            Charge.id,
-            Charge.date,
-            Charge.due_date,
-            Charge.description,
-            Charge.amount_cents,
-            func.sum(Entry.owed_delta_cents),
+    for cid, entry_id, day, kind, description, amount in rows:
+        balance[cid] += amount
+        out[cid].lines.append(Line(entry_id, day, kind, description, amount, balance[cid]))
+    for cid, st in out.items():
+        st.closing_cents = balance[cid]
+
+    charge_fields = (Charge.client_id, Charge.id, Charge.date, Charge.due_date,
+                     Charge.description, Charge.amount_cents)  # fmt: skip
+    of_charge_client: Any = true() if client_id is None else Charge.client_id == client_id
+    open_now = await session.execute(
+        select(*charge_fields, Charge.amount_cents - Charge.paid_cents).where(
+            of_charge_client, Charge.status.in_(("open", "partial")), Charge.date <= end
         )
+    )
+    owed_at_end: dict[int, list[Any]] = {}
+    for *fields, cents in open_now:
+        if fields[0] in out:
+            owed_at_end[fields[1]] = [*fields, int(cents)]
+    moved_after = await session.execute(
+        select(*charge_fields, func.sum(Entry.owed_delta_cents))
         .join(Entry, Entry.charge_id == Charge.id)
-        .where(
-            Charge.client_id == client_id,
-            Entry.client_id == client_id,  # uses the (client_id, effective_date) index
-            Charge.date <= end,
-            Entry.effective_date <= end,
-        )
-        .group_by(Charge.id, Charge.date, Charge.due_date, Charge.description, Charge.amount_cents)
-        .having(func.sum(Entry.owed_delta_cents) > 0)
-        .order_by(Charge.date, Charge.id)
+        .where(of_client, Entry.effective_date > end, Charge.date <= end)
+        .group_by(*charge_fields)
     )
-    for charge_id, day, due, description, amount, open_cents in open_rows:
+    for *fields, cents in moved_after:
+        if fields[0] in out:
+            owed_at_end.setdefault(fields[1], [*fields, 0])[-1] -= int(cents)
+    for cid, charge_id, day, due, description, amount, open_cents in sorted(
+        (row for row in owed_at_end.values() if row[-1] > 0), key=lambda r: (r[0], r[2], r[1])
+    ):
         days = max(0, (end - due).days)
+        result = out[cid]
         result.open_charges.append(
-            OpenCharge(charge_id, day, due, description, amount, int(open_cents), days)
+            OpenCharge(charge_id, day, due, description, amount, open_cents, days)
         )
-        result.aging_cents[aging_bucket(days)] += int(open_cents)
-    return result
+        result.aging_cents[aging_bucket(days)] += open_cents
+    return out
 
 
 # --- closing a month ------------------------------------------------------------------------
@@ -291,30 +342,26 @@ async def close_month(
     )
     totals = await month_totals(session, month)
     await session.execute(delete(PeriodStatement).where(PeriodStatement.period_id == period.id))
-    active = list(
-        await session.scalars(
-            select(Entry.client_id)
-            .where(Entry.effective_date >= first, Entry.effective_date < nxt)
-            .distinct()
-            .order_by(Entry.client_id)
-        )
-    )
+    built = await statements(session, first, nxt - timedelta(days=1))
     digest = hashlib.sha256()
     digest.update((previous or "").encode())
     digest.update(_canonical(totals).encode())
-    for client_id in active:
-        st = await statement(session, client_id, first, nxt - timedelta(days=1))
-        data = st.json()
-        session.add(
-            PeriodStatement(
-                period_id=period.id,
-                client_id=client_id,
-                opening_cents=st.opening_cents,
-                closing_cents=st.closing_cents,
-                data=_canonical(data),
-            )
+    snapshots = []
+    for client_id in sorted(built):
+        st = built[client_id]
+        data = _canonical(st.json())
+        snapshots.append(
+            {
+                "period_id": period.id,
+                "client_id": client_id,
+                "opening_cents": st.opening_cents,
+                "closing_cents": st.closing_cents,
+                "data": data,
+            }
         )
-        digest.update(_canonical(data).encode())
+        digest.update(data.encode())
+    if snapshots:  # one multi-row INSERT, not thousands of ORM objects
+        await session.execute(insert(PeriodStatement), snapshots)
     if fail_after_snapshots:
         await session.flush()
         raise RuntimeError("fault injected after the snapshots were written")
