@@ -166,11 +166,9 @@ class ImportPages(Controller):
         """What the import would do, line by line. Writes nothing."""
         f = await self._file(db_session, import_id)
         form = await request.form()
-        template = await self._work(
+        return await self._work(
             request, db_session, f, form, dry_run=True, fragment=is_htmx(request)
         )
-        await db_session.rollback()
-        return template
 
     @post("/{import_id:int}/apply", status_code=303)
     async def apply(
