@@ -47,7 +47,7 @@ def target_labels() -> dict[str, str]:
         "notes": _("Notes"),
         "date": _("Date"),
         "kind": _("Kind (session or payment)"),
-        "amount": _("Amount (session or payment, by kind)"),
+        "amount": _("Amount (a session, or what the kind column says)"),
         "charge_amount": _("Amount charged"),
         "payment_amount": _("Amount paid"),
         "description": _("Description"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, date, datetime
@@ -416,3 +417,23 @@ async def test_a_5000_line_file_is_dry_run_and_imported_and_the_books_agree(
     again = await plan_for(maker, content)
     assert (again.totals.create, again.totals.duplicate) == (0, 5000)
     assert dry_run_seconds < 30 and import_seconds < 300
+
+
+async def test_two_imports_of_the_same_file_at_once_record_it_once(
+    maker: Any, make_user: Any
+) -> None:
+    """A double tap on "Import", or two admins: one import waits for the other, then finds
+    everything already there."""
+    admin = await make_user("admin")
+    async with maker() as session:
+        f = await services.store_file(session, admin, "f.csv", SPREADSHEET)
+    options = services.guess_options(SPREADSHEET, PT)
+
+    async def go() -> services.Plan:
+        async with maker() as session:
+            return await services.apply_import(session, admin, PT, f.id, options, today=TODAY)
+
+    first, second = await asyncio.gather(go(), go())
+    assert sorted([first.totals.create, second.totals.create]) == [0, 5]
+    assert (await counts(maker))["charges"] == 3
+    await assert_books_agree(maker)
