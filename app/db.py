@@ -180,5 +180,6 @@ def import_models() -> None:
     import app.clients.models
     import app.collecting.models
     import app.expenses.models
+    import app.imports.models
     import app.ledger.models
     import app.statements.models  # noqa: F401

@@ -33,6 +33,7 @@ from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
 from app.expenses.controllers import ExpensePages
 from app.exports.controllers import ExportController
+from app.imports.controllers import ImportPages
 from app.ledger.controllers import LedgerApi, LedgerPages
 from app.reports.controllers import ReportApi, ReportPages, dashboard
 from app.statements.controllers import PeriodPages, StatementApi
@@ -70,6 +71,7 @@ def _route_handlers() -> list[Any]:
         CollectingApi,
         ExpensePages,
         ExportController,
+        ImportPages,
         PeriodPages,
         StatementApi,
         StatementDocuments,

@@ -21,6 +21,7 @@ paths at once in the last test. Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -37,6 +38,7 @@ from app.auth import services as auth
 from app.auth.models import User
 from app.clients.models import Client
 from app.expenses.models import Expense
+from app.imports.models import ImportFile
 from app.ledger.models import Charge, Payment
 from app.statements.models import DocumentJob
 
@@ -179,6 +181,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/api/v1/reports/debtors"): (L, F, A, A),
     ("GET", "/api/v1/reports/daily"): LOGGED_IN,
     ("GET", "/api/v1/reports/commissions"): (L, F, A, A),
+    # --- importing a spreadsheet (the owner migrating)
+    ("GET", "/imports"): ADMIN_ONLY,
+    ("POST", "/imports"): ADMIN_ONLY,
+    ("GET", "/imports/{import_id:int}"): ADMIN_ONLY,
+    ("POST", "/imports/{import_id:int}/dry-run"): ADMIN_ONLY,
+    ("POST", "/imports/{import_id:int}/apply"): ADMIN_ONLY,
     # --- operations, static files and the API docs
     ("GET", "/health"): PUBLIC,
     ("GET", "/static/{file_path:path}"): PUBLIC,
@@ -254,6 +262,20 @@ async def _job_id(db: AsyncSession, _rows: dict[str, int]) -> int:
     return job.id
 
 
+async def _import_id(db: AsyncSession, _rows: dict[str, int]) -> int:
+    content = b"name;phone\nAna Souza;\n"
+    upload = ImportFile(
+        filename="clients.csv",
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        content=content,
+        created_at=datetime.now(UTC),
+    )
+    db.add(upload)
+    await db.flush()
+    return upload.id
+
+
 async def _user_id(db: AsyncSession, _rows: dict[str, int]) -> int:
     target = User(
         username="target",
@@ -285,6 +307,7 @@ PARAMS: dict[str, Callable[[AsyncSession, dict[str, int]], Awaitable[int]] | str
     "token_id": _token_id,
     "expense_id": _expense_id,
     "job_id": _job_id,
+    "import_id": _import_id,
     "file_name": "entries.csv",
     "name": "saldo-20260101T030000Z-schema0003.sqlite3",
     "month": "2026-01",
