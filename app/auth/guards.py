@@ -23,7 +23,8 @@ ADMIN = ("admin",)
 STAFF = ("admin", "reception")  # the roles that work with money day to day
 
 
-def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    # async: Litestar runs a plain ``def`` guard in a worker thread, a hop on every request.
     opt = handler.opt
     if opt.get("public"):
         return

@@ -118,30 +118,30 @@ def user(role: str) -> Any:
     return SimpleNamespace(role=role)
 
 
-def test_public_routes_let_anyone_in() -> None:
-    authorize(connection(None, "POST"), handler(public=True))
+async def test_public_routes_let_anyone_in() -> None:
+    await authorize(connection(None, "POST"), handler(public=True))
 
 
-def test_everything_else_needs_a_login() -> None:
+async def test_everything_else_needs_a_login() -> None:
     with pytest.raises(NotAuthorizedException):
-        authorize(connection(None), handler())
+        await authorize(connection(None), handler())
 
 
 @pytest.mark.parametrize("role", ["reception", "accountant"])
-def test_admin_routes_refuse_other_roles(role: str) -> None:
+async def test_admin_routes_refuse_other_roles(role: str) -> None:
     with pytest.raises(PermissionDeniedException):
-        authorize(connection(user(role)), handler(roles=ADMIN))
-    authorize(connection(user("admin")), handler(roles=ADMIN))
+        await authorize(connection(user(role)), handler(roles=ADMIN))
+    await authorize(connection(user("admin")), handler(roles=ADMIN))
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_the_accountant_changes_nothing_unless_it_is_their_own(method: str) -> None:
+async def test_the_accountant_changes_nothing_unless_it_is_their_own(method: str) -> None:
     with pytest.raises(PermissionDeniedException):
-        authorize(connection(user("accountant"), method), handler())
-    authorize(connection(user("accountant"), method), handler(self_service=True))
-    authorize(connection(user("reception"), method), handler())
+        await authorize(connection(user("accountant"), method), handler())
+    await authorize(connection(user("accountant"), method), handler(self_service=True))
+    await authorize(connection(user("reception"), method), handler())
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
-def test_the_accountant_reads_everything(method: str) -> None:
-    authorize(connection(user("accountant"), method), handler())
+async def test_the_accountant_reads_everything(method: str) -> None:
+    await authorize(connection(user("accountant"), method), handler())
