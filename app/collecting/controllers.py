@@ -395,7 +395,9 @@ class CollectingApi(Controller):
         self, request: Request[Any, Any, Any], db_session: AsyncSession, month: str | None = None
     ) -> dict[str, Any]:
         if month is not None and not collecting.valid_month(month):
-            raise ValidationException("month is YYYY-MM", extra={"month": "YYYY-MM"})
+            raise ValidationException(
+                _("The month is written YYYY-MM."), extra={"month": "YYYY-MM"}
+            )
         month = month or collecting.previous_month(today())
         practice = _practice(request)
         debtors = await collecting.unpaid_for_month(db_session, month, practice, today())

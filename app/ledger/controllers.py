@@ -419,7 +419,7 @@ class LedgerApi(Controller):
         practice = _practice(request)
         if data.pay_now_method is not None and data.pay_now_method not in PAYMENT_METHODS:
             raise ValidationException(
-                "Unknown payment method.", extra={"pay_now_method": "unknown"}
+                _("Unknown payment method."), extra={"pay_now_method": "unknown"}
             )
         body = services.ChargeInput(
             client_id=data.client_id,
@@ -452,7 +452,9 @@ class LedgerApi(Controller):
         offset: int = 0,
     ) -> dict[str, Any]:
         if month is not None and (len(month) != 7 or month[4] != "-"):
-            raise ValidationException("month is YYYY-MM", extra={"month": "YYYY-MM"})
+            raise ValidationException(
+                _("The month is written YYYY-MM."), extra={"month": "YYYY-MM"}
+            )
         rows, total = await services.list_charges(
             db_session,
             client_id=client_id,

@@ -8,6 +8,7 @@ Money is held as integer cents everywhere; this module is where it becomes text
 from __future__ import annotations
 
 import contextvars
+import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,6 +20,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
 from babel.dates import get_timezone
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import (
     format_currency,
     format_decimal,
@@ -57,10 +60,21 @@ def current() -> Formatting:
 
 @cache
 def translations(language: str) -> NullTranslations:
+    """The language's catalog, compiled from its .po in memory once per process.
+
+    Only the .po files live in the repository, so a clean clone translates with no
+    build step and there is no compiled file to go stale. Fuzzy entries are left out.
+    """
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
     try:
-        return Translations.load(str(LOCALE_DIR), [language], domain="messages")
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=language)
     except (OSError, UnknownLocaleError):  # pragma: no cover - catalogs missing
         return NullTranslations()
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain="messages")
 
 
 def gettext(message: str, **variables: object) -> str:
@@ -71,6 +85,16 @@ def gettext(message: str, **variables: object) -> str:
 def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     text = translations(current().language).ngettext(singular, plural, n)
     return text % {"num": n, **variables}
+
+
+def gettext_in(language: str, message: str) -> str:
+    """The message in a given language, whatever the request's (a document's, a default's)."""
+    return translations(language).gettext(message)
+
+
+def N_(message: str) -> str:
+    """Marks a string for the catalogs where it is defined; translate it where it is shown."""
+    return message
 
 
 _ = gettext

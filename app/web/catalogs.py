@@ -1,0 +1,102 @@
+"""The translation catalogs: extracting the strings from the source and refreshing the .po files.
+
+The .po files under ``app/locale/<language>/LC_MESSAGES/messages.po`` are the only
+translation artefacts kept in the repository; ``app.web.i18n`` compiles them in
+memory on first use, so a clean clone needs no build step. ``python -m app i18n
+update`` re-extracts every ``_()`` / ``gettext`` / ``ngettext`` call and
+``{% trans %}`` block and merges the result into each catalog; new strings arrive
+with an empty translation for a person to fill in, and the catalog test lists them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+LOCALE_DIR = ROOT / "app" / "locale"
+LANGUAGES = ("en", "pt_BR", "es")
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+# Where user-facing strings live: the Python package and the Jinja templates.
+_SOURCES = (
+    ("app", [("**.py", "python")]),
+    ("templates", [("**.html", "jinja2"), ("**.txt", "jinja2")]),
+)
+_JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
+
+
+def po_path(language: str) -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+
+
+def _extracted() -> Iterator[tuple[str, int, str | tuple[str, ...], list[str], str | None]]:
+    for folder, method_map in _SOURCES:
+        options = {"**.html": _JINJA_OPTIONS, "**.txt": _JINJA_OPTIONS}
+        for filename, lineno, message, comments, context in extract_from_dir(
+            ROOT / folder,
+            method_map=method_map,
+            options_map=options,
+            keywords=KEYWORDS,
+            comment_tags=("Translators:",),
+        ):
+            yield f"{folder}/{filename}", lineno, message, comments, context
+
+
+def extract() -> Catalog:
+    """Every translatable string in the source, as a template catalog (no translations)."""
+    catalog = Catalog(project="Saldo", charset="utf-8", fuzzy=False)
+    for filename, lineno, message, comments, context in _extracted():
+        catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    return catalog
+
+
+def read_catalog(language: str) -> Catalog:
+    with po_path(language).open("rb") as handle:
+        return read_po(handle, locale=language)
+
+
+def write_catalog(catalog: Catalog, language: str) -> None:
+    path = po_path(language)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    write_po(buffer, catalog, width=100, sort_output=True, include_lineno=False)
+    path.write_bytes(buffer.getvalue())
+
+
+def update(template: Catalog | None = None) -> dict[str, list[str]]:
+    """Merge the source's strings into each catalog; language -> msgids still untranslated.
+
+    Strings gone from the source are dropped (Babel keeps them as obsolete, which we
+    do not write); fuzzy guesses are not kept, so every new string shows as missing
+    until a person translates it.
+    """
+    template = template or extract()
+    missing: dict[str, list[str]] = {}
+    for language in LANGUAGES:
+        if po_path(language).exists():
+            catalog = read_catalog(language)
+        else:
+            catalog = Catalog(locale=language, project="Saldo", charset="utf-8", fuzzy=False)
+        catalog.update(template, no_fuzzy_matching=True)
+        catalog.obsolete.clear()
+        catalog.fuzzy = False
+        write_catalog(catalog, language)
+        missing[language] = untranslated(catalog)
+    return missing
+
+
+def untranslated(catalog: Catalog) -> list[str]:
+    """The msgids (singular form) whose translation is empty or marked fuzzy."""
+    missing = []
+    for message in catalog:
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if message.fuzzy or not all(strings):
+            missing.append(message.id[0] if isinstance(message.id, tuple) else message.id)
+    return missing
