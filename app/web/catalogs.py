@@ -21,6 +21,16 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCALE_DIR = ROOT / "app" / "locale"
 LANGUAGES = ("en", "pt_BR", "es")
+# Gettext's usual rules (CLDR's newer "millions" category would need a third form).
+PLURAL_FORMS = {
+    "en": "nplurals=2; plural=(n != 1);",
+    "pt_BR": "nplurals=2; plural=(n > 1);",
+    "es": "nplurals=2; plural=(n != 1);",
+}
+HEADER = """\
+# {language} translations for Saldo.
+# Refresh with `python -m app i18n update`, then fill in every empty msgstr.
+#"""
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 # Where user-facing strings live: the Python package and the Jinja templates.
 _SOURCES = (
@@ -82,12 +92,32 @@ def update(template: Catalog | None = None) -> dict[str, list[str]]:
             catalog = read_catalog(language)
         else:
             catalog = Catalog(locale=language, project="Saldo", charset="utf-8", fuzzy=False)
+        catalog.mime_headers = [("Plural-Forms", PLURAL_FORMS[language])]
+        catalog.header_comment = HEADER.format(language=language)
+        catalog.project, catalog.version = "Saldo", "1"
         catalog.update(template, no_fuzzy_matching=True)
         catalog.obsolete.clear()
         catalog.fuzzy = False
+        for message in catalog:
+            # Babel flags a new plural entry fuzzy; an empty msgstr already marks it as missing.
+            message.flags.discard("fuzzy")
+        if language == "en":
+            _fill_source_language(catalog)
         write_catalog(catalog, language)
         missing[language] = untranslated(catalog)
     return missing
+
+
+def _fill_source_language(catalog: Catalog) -> None:
+    """English is the source language: its translations are the msgids themselves."""
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, tuple):
+            if not all(message.string):
+                message.string = (message.id[0], message.id[1])
+        elif not message.string:
+            message.string = message.id
 
 
 def untranslated(catalog: Catalog) -> list[str]:
