@@ -10,6 +10,7 @@ with an empty translation for a person to fill in, and the catalog test lists th
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,13 @@ HEADER = """\
 # {language} translations for Saldo.
 # Refresh with `python -m app i18n update`, then fill in every empty msgstr.
 #"""
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "N_": None,
+}
 # Where user-facing strings live: the Python package and the Jinja templates.
 _SOURCES = (
     ("app", [("**.py", "python")]),
@@ -95,7 +102,8 @@ def update(template: Catalog | None = None) -> dict[str, list[str]]:
         catalog.mime_headers = [("Plural-Forms", PLURAL_FORMS[language])]
         catalog.header_comment = HEADER.format(language=language)
         catalog.project, catalog.version = "Saldo", "1"
-        catalog.update(template, no_fuzzy_matching=True)
+        # A copy each time: Babel adds the template's own message objects to the catalog.
+        catalog.update(copy.deepcopy(template), no_fuzzy_matching=True)
         catalog.obsolete.clear()
         catalog.fuzzy = False
         for message in catalog:
@@ -128,5 +136,6 @@ def untranslated(catalog: Catalog) -> list[str]:
             continue
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         if message.fuzzy or not all(strings):
-            missing.append(message.id[0] if isinstance(message.id, tuple) else message.id)
+            msgid = message.id[0] if isinstance(message.id, tuple) else message.id
+            missing.append(f"{msgid} (context: {message.context})" if message.context else msgid)
     return missing

@@ -87,6 +87,12 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     return text % {"num": n, **variables}
 
 
+def pgettext(context: str, message: str, **variables: object) -> str:
+    """A word whose translation depends on what it describes ("Open" month vs "Open" charge)."""
+    text = translations(current().language).pgettext(context, message)
+    return text % variables if variables else text
+
+
 def gettext_in(language: str, message: str) -> str:
     """The message in a given language, whatever the request's (a document's, a default's)."""
     return translations(language).gettext(message)

@@ -23,7 +23,9 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext
+    )  # type: ignore[attr-defined]
     env.filters.update(
         money=i18n.format_money,
         amount=i18n.format_amount,
