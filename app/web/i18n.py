@@ -33,6 +33,8 @@ from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = ("en", "pt_BR", "es")
+# Each in its own language, so that anyone can find theirs.
+LANGUAGE_NAMES = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 
 
 @dataclass(frozen=True)
