@@ -20,6 +20,7 @@ from app.collecting import services as collecting
 from app.ledger import idempotency
 from app.ledger import services as ledger
 from app.ledger.controllers import _practice, _refusal, _user, method_labels
+from app.web import i18n
 from app.web.i18n import AmountError, _, decimal_string, parse_amount, parse_decimal_amount, today
 
 PAGE_SIZE = 50
@@ -335,7 +336,7 @@ class CollectingPages(Controller):
             "collecting/collect.html",
             context={
                 "month": month,
-                "month_label": collecting.month_name(month, fmt.language),
+                "month_label": collecting.month_name(month, i18n.current().language),
                 "prev_month": collecting.previous_month(collecting.month_bounds(month)[0]),
                 "next_month": collecting.month_bounds(month)[1].strftime("%Y-%m"),
                 "debtors": debtors,

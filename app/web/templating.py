@@ -34,7 +34,10 @@ def build_environment() -> Environment:
     )
     # new_key(): a one-time idempotency key for a money form rendered now.
     env.globals.update(
-        currency_symbol=i18n.currency_symbol, today=i18n.today, new_key=lambda: str(uuid.uuid4())
+        ui_language=lambda: i18n.current().language,
+        currency_symbol=i18n.currency_symbol,
+        today=i18n.today,
+        new_key=lambda: str(uuid.uuid4()),
     )
     return env
 

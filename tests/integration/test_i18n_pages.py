@@ -1,0 +1,167 @@
+"""The desk in Portuguese and Spanish: every main page, with no English string left over.
+
+A user picks their own language on the account page; what goes to a client
+(billing messages, statement e-mails and PDFs) is in the practice's language.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from app.admin.services import load_settings, save_settings
+from app.auth.models import User
+from app.statements.documents import Letterhead, StatementDocument, pdf_html
+from app.statements.mail import statement_message
+from app.statements.services import statement
+from app.web import catalogs, i18n
+
+SAMPLE = {
+    "pt_BR": ("Painel", "Registrar sessão", "Cobranças"),
+    "es": ("Panel", "Registrar sesión", "Cargos"),
+}
+
+
+def english_left_over(language: str) -> list[str]:
+    """English msgids long enough to be telling, whose translation reads differently."""
+    texts = []
+    for message in catalogs.read_catalog(language):
+        if not message.id or isinstance(message.id, tuple) or "%" in message.id:
+            continue
+        if len(message.id) > 12 and message.string != message.id and "{" not in message.id:
+            texts.append(message.id)
+    return texts
+
+
+def visible_text(page: str) -> str:
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+async def a_month_of_work(client, csrf, client_id: int) -> date:
+    """One open session last month (so the month review has someone to collect from)."""
+    day = (date.today().replace(day=1) - timedelta(days=1)).replace(day=10)
+    answer = await client.post(
+        "/api/v1/charges",
+        json={"client_id": client_id, "amount": "120.00", "date": day.isoformat()},
+        headers={"x-csrftoken": await csrf(client)},
+    )
+    assert answer.status_code == 201, answer.text
+    return day
+
+
+async def choose_language(client, csrf, language: str) -> None:
+    answer = await client.post(
+        "/account/language",
+        data={"language": language, "_csrf_token": await csrf(client)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text[:300]
+
+
+@pytest.mark.parametrize("language", ["pt_BR", "es"])
+async def test_every_main_page_speaks_the_users_language(
+    client, login, csrf, make_client, language
+):
+    await login(client, "admin")
+    ana = await make_client("Ana Souza", email="ana@example.com")
+    day = await a_month_of_work(client, csrf, ana)
+    await choose_language(client, csrf, language)
+    month = f"{day:%Y-%m}"
+    pages = [
+        "/",
+        "/clients",
+        f"/clients/{ana}",
+        "/clients/new",
+        "/charges/new",
+        "/payments/new",
+        "/charges",
+        f"/collect?month={month}",
+        f"/clients/{ana}/statement?from={month}-01&to={day}",
+        "/statements",
+        "/periods",
+        "/expenses",
+        "/expenses/summary",
+        "/exports",
+        "/admin/settings",
+        "/admin/users",
+        "/admin/services",
+        "/admin/staff",
+        "/admin/audit",
+        "/account/password",
+    ]
+    english = english_left_over(language)
+    for path in pages:
+        page = await client.get(path)
+        assert page.status_code == 200, (path, page.text[:300])
+        assert f'<html lang="{language.replace("_", "-")}">' in page.text, path
+        text = visible_text(page.text)
+        left = [phrase for phrase in english if phrase in text]
+        assert not left, f"{path} shows English in {language}: {left}"
+    dashboard = visible_text((await client.get("/")).text)
+    assert all(word in dashboard for word in SAMPLE[language])
+    review = visible_text((await client.get(f"/collect?month={month}")).text)
+    assert {"pt_BR": "1 sessão", "es": "1 sesión"}[language] in review
+
+
+async def test_the_installation_default_comes_back_when_the_user_clears_their_choice(
+    client, login, csrf
+):
+    await login(client, "reception")
+    await choose_language(client, csrf, "es")
+    assert "Cerrar sesión" in (await client.get("/")).text
+    await choose_language(client, csrf, "")
+    page = (await client.get("/account/password")).text
+    assert "Log out" in page and 'value="" selected' in page
+
+
+async def test_an_unknown_language_is_refused_next_to_the_field(client, login, csrf):
+    await login(client, "reception")
+    answer = await client.post(
+        "/account/language", data={"language": "klingon", "_csrf_token": await csrf(client)}
+    )
+    assert answer.status_code == 422
+    assert 'id="e-language"' in answer.text and "Unknown language." in answer.text
+
+
+async def test_refusals_speak_the_users_language(client, login, csrf):
+    await login(client, "reception")
+    await choose_language(client, csrf, "pt_BR")
+    refused = await client.get("/admin/settings")
+    assert refused.status_code == 403
+    assert "Você não tem permissão" in refused.text or "Seu perfil não permite" in refused.text
+
+
+async def test_documents_for_clients_use_the_practice_language_not_the_users(
+    client, login, csrf, make_client, maker
+):
+    admin = await login(client, "admin")
+    ana = await make_client("Ana Souza", email="ana@example.com")
+    async with maker() as session:
+        actor = await session.get_one(User, admin.id)
+        await save_settings(
+            session, {"language": "pt_BR", "locale": "pt_BR", "currency": "BRL"}, actor, None
+        )
+    day = await a_month_of_work(client, csrf, ana)
+    await choose_language(client, csrf, "en")  # the admin reads the desk in English
+
+    review = await client.get(f"/collect?month={day:%Y-%m}")
+    assert "To collect" in review.text  # the desk: English
+    assert "Olá, Ana! Segue o resumo de" in html.unescape(review.text)  # to the client: pt_BR
+    assert "1 sessão(ões)" in html.unescape(review.text)
+
+    async with maker() as session:
+        practice = await load_settings(session)
+        first = day.replace(day=1)
+        st = await statement(session, ana, first, day)
+    doc = StatementDocument(st, Letterhead.of(practice), datetime.now(UTC))
+    i18n.use(i18n.Formatting(language="en"))  # whoever asks, in whatever language
+    message = statement_message(doc, b"%PDF-1.7", "ana@example.com", "billing@clinic.example")
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Meu consultório · extrato de" in message["Subject"]
+    assert "Olá, Ana Souza," in body and "Valor devido: R$\xa0120,00" in body
+    printed = visible_text(pdf_html(doc))
+    assert "Extrato" in printed and "Saldo final" in printed and "Statement" not in printed
