@@ -165,3 +165,12 @@ async def test_documents_for_clients_use_the_practice_language_not_the_users(
     assert "Olá, Ana Souza," in body and "Valor devido: R$\xa0120,00" in body
     printed = visible_text(pdf_html(doc))
     assert "Extrato" in printed and "Saldo final" in printed and "Statement" not in printed
+
+    paid = await client.post(
+        "/api/v1/payments",
+        json={"client_id": ana, "amount": "50.00", "method": "pix", "received_on": f"{day}"},
+        headers={"x-csrftoken": await csrf(client)},
+    )
+    assert paid.status_code == 201, paid.text
+    receipt = visible_text((await client.get(f"/payments/{paid.json()['id']}/receipt")).text)
+    assert "Recibo" in receipt and "Total recebido" in receipt and "R$\xa050,00" in receipt
