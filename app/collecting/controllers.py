@@ -21,7 +21,15 @@ from app.ledger import idempotency
 from app.ledger import services as ledger
 from app.ledger.controllers import _practice, _refusal, _user, method_labels
 from app.web import i18n
-from app.web.i18n import AmountError, _, decimal_string, parse_amount, parse_decimal_amount, today
+from app.web.i18n import (
+    AmountError,
+    _,
+    decimal_string,
+    ngettext,
+    parse_amount,
+    parse_decimal_amount,
+    today,
+)
 
 PAGE_SIZE = 50
 
@@ -213,10 +221,12 @@ class CollectingPages(Controller):
                 status_code=422,
             )
         paid = sum(len(p["allocations"]) for p in result_body["payments"])
-        message = _("%(n)d charge(s) marked paid.", n=paid)
+        message = ngettext("%(num)d charge marked paid.", "%(num)d charges marked paid.", paid)
         if result_body["skipped"]:
-            message += " " + _(
-                "%(n)d already paid or void were skipped.", n=len(result_body["skipped"])
+            message += " " + ngettext(
+                "%(num)d was already paid or void and was skipped.",
+                "%(num)d were already paid or void and were skipped.",
+                len(result_body["skipped"]),
             )
         # The toast says what happened; the table reloads itself on "charges-changed".
         return Template(
