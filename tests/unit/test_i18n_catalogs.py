@@ -136,7 +136,10 @@ def test_catalogs_compile_in_memory_with_no_build_step():
 # --- strings outside gettext: templates ----------------------------------------------------------
 
 # Attributes a person reads or hears (value only on <input type=submit|button>).
-READ_ATTRIBUTES = {"placeholder", "title", "aria-label", "alt", "hx-confirm", "data-copied"}
+READ_ATTRIBUTES = {
+    *("placeholder", "title", "aria-label", "alt", "hx-confirm"),
+    *("data-copied", "data-offline", "data-dismiss"),  # texts app.js shows
+}
 # Words that are the same in every language: product and format names.
 SAME_IN_EVERY_LANGUAGE = {"CSV", "PDF", "ZIP", "Saldo", "WhatsApp", "Pix", "A4"}
 _WORD = re.compile(r"[^\W\d_]{2,}")
