@@ -95,6 +95,10 @@ async def load_settings(session: AsyncSession) -> PracticeSettings:
             values[key] = json.loads(raw)
     language = values.get("language", PracticeSettings.language)
     for key, text in DEFAULT_TEXTS.items():
+        # A default saved unchanged (the settings form posts every field) stays a default,
+        # so it follows the language when the admin changes it.
+        if values.get(key) in {gettext_in(other, text) for other in LANGUAGES}:
+            del values[key]
         values.setdefault(key, gettext_in(language, text))
     return PracticeSettings(**values)
 

@@ -174,3 +174,31 @@ async def test_documents_for_clients_use_the_practice_language_not_the_users(
     assert paid.status_code == 201, paid.text
     receipt = visible_text((await client.get(f"/payments/{paid.json()['id']}/receipt")).text)
     assert "Recibo" in receipt and "Total recebido" in receipt and "R$\xa050,00" in receipt
+
+
+async def test_default_texts_follow_the_practice_language_until_an_admin_writes_their_own(
+    client, login, maker
+):
+    admin = await login(client, "admin")
+    async with maker() as session:
+        actor = await session.get_one(User, admin.id)
+        english = await load_settings(session)
+        assert english.message_friendly.startswith("Hello {client}!")
+        # Saving the form as shown stores the English defaults…
+        await save_settings(
+            session,
+            {"practice_name": english.practice_name, "message_friendly": english.message_friendly},
+            actor,
+            None,
+        )
+        await save_settings(session, {"language": "es"}, actor, None)
+        spanish = await load_settings(session)
+        # …which still follow the language: they were never the admin's own words.
+        assert spanish.practice_name == "Mi centro"
+        assert spanish.message_friendly.startswith("¡Hola, {client}!")
+        assert spanish.message_final.startswith("{client}, las sesiones de {month}")
+        await save_settings(session, {"message_friendly": "Hola {client}, ¿qué tal?"}, actor, None)
+        await save_settings(session, {"language": "pt_BR"}, actor, None)
+        portuguese = await load_settings(session)
+    assert portuguese.message_friendly == "Hola {client}, ¿qué tal?"  # their own words stay
+    assert portuguese.message_reminder.startswith("Olá, {client}, lembramos que")
