@@ -202,3 +202,32 @@ async def test_default_texts_follow_the_practice_language_until_an_admin_writes_
         portuguese = await load_settings(session)
     assert portuguese.message_friendly == "Hola {client}, ¿qué tal?"  # their own words stay
     assert portuguese.message_reminder.startswith("Olá, {client}, lembramos que")
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency", "typed", "shown"),
+    [
+        ("en_US", "USD", "1,234.50", "$1,234.50"),
+        ("pt_BR", "BRL", "1.234,50", "R$\xa01.234,50"),
+        ("es_ES", "EUR", "1.234,50", "1.234,50\xa0€"),
+    ],
+)
+async def test_an_amount_typed_the_locales_way_is_shown_back_the_same_way(
+    client, login, make_client, maker, locale, currency, typed, shown
+):
+    admin = await login(client, "admin")
+    async with maker() as session:
+        actor = await session.get_one(User, admin.id)
+        await save_settings(session, {"locale": locale, "currency": currency}, actor, None)
+    ana = await make_client("Ana Souza")
+    form = (await client.get(f"/payments/new?client_id={ana}")).text
+    fields = dict(re.findall(r'name="(_csrf_token|idempotency_key)" value="([^"]+)"', form))
+    paid = await client.post(
+        "/payments",
+        data={**fields, "client_id": str(ana), "amount": typed, "method": "cash"},
+    )
+    assert paid.status_code == 200, paid.text[:300]
+    assert "/receipt" in str(paid.url)
+    assert shown in paid.text.replace("&nbsp;", "\xa0")
+    client_page = (await client.get(f"/clients/{ana}")).text
+    assert shown in client_page.replace("&nbsp;", "\xa0")  # the credit it became
