@@ -12,7 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
 # WeasyPrint's libraries (harfbuzz-subset keeps PDF fonts small and fast), a
-# font for statements, and pg_dump/psql for backups of a PostgreSQL database.
+# font for statements, and pg_dump/pg_restore for backups of a PostgreSQL
+# database (Debian 12's are version 15: a newer server needs its own client,
+# from apt.postgresql.org).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \

@@ -196,6 +196,48 @@ def services_error() -> type[Exception]:
     return StatementError
 
 
+@cli.command("backup")
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+def backup(path: Path | None) -> None:
+    """Write a consistent backup (and its .sha256) into PATH (default: BACKUP_DIR); rotate."""
+    import dataclasses
+
+    from app.backup import services
+
+    settings = load_settings()
+    if path is not None:
+        settings = dataclasses.replace(settings, backup_dir=path.resolve())
+    try:
+        made = services.make_backup(settings)
+    except services.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{made.path} ({made.size} bytes, schema {made.schema})")
+
+
+@cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace whatever the target database holds.")
+def restore(path: Path, force: bool) -> None:
+    """Restore a backup into the (empty) database of DATABASE_URL, migrate, and verify."""
+    from app.backup import services
+
+    try:
+        report = _run(services.restore(load_settings(), path.resolve(), force=force))
+    except services.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"restored {report.backup.name} (schema {report.backup.schema}); "
+        f"database now at schema {report.schema_after}"
+    )
+    for d in report.differences:
+        click.echo(
+            f"client {d.client_id}: {d.what}: stored {d.stored}, computed {d.computed}", err=True
+        )
+    if report.differences:
+        raise SystemExit(1)
+    click.echo("journal and balances agree")
+
+
 async def _first_admin() -> str | None:
     """On an installation with no users at all, create ``admin`` with a random password."""
     from app.auth import services

@@ -67,6 +67,8 @@ class Settings:
     smtp_from: str | None
     smtp_starttls: bool
     db_pool_size: int
+    backup_dir: Path
+    backup_keep: int
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,4 +108,7 @@ def load_settings() -> Settings:
         smtp_from=os.environ.get("SMTP_FROM") or None,
         smtp_starttls=os.environ.get("SMTP_STARTTLS", "true").lower() != "false",
         db_pool_size=_int("DB_POOL_SIZE", 10),
+        backup_dir=Path(os.environ.get("BACKUP_DIR") or data_dir / "backups").resolve(),
+        # At least the backup just made is kept.
+        backup_keep=max(1, _int("BACKUP_KEEP", 14)),
     )

@@ -27,14 +27,16 @@ from app.admin.services import load_settings as load_practice_settings
 from app.auth.controllers import AuthController, TokenController
 from app.auth.guards import authorize
 from app.auth.middleware import AuthMiddleware
+from app.backup.controllers import BackupController
 from app.clients.controllers import ClientApiController, ClientController
+from app.clients.privacy_controllers import ClientPrivacyController
 from app.collecting.controllers import CollectingApi, CollectingPages
 from app.config import Settings, load_settings
 from app.db import alchemy_config, create_engine, session_maker
 from app.expenses.controllers import ExpensePages
 from app.exports.controllers import ExportController
 from app.ledger.controllers import LedgerApi, LedgerPages
-from app.reports.controllers import dashboard
+from app.reports.controllers import ReportApi, ReportPages, dashboard
 from app.statements.controllers import PeriodPages, StatementApi
 from app.statements.document_controllers import StatementDocuments
 from app.web import i18n
@@ -54,10 +56,14 @@ def _route_handlers() -> list[Any]:
         UsersController,
         AuditController,
         SettingsController,
+        BackupController,
         health,
         dashboard,
+        ReportPages,
+        ReportApi,
         ClientController,
         ClientApiController,
+        ClientPrivacyController,
         CatalogController,
         CatalogApiController,
         LedgerPages,

@@ -542,7 +542,7 @@ def _month_range(month: str) -> tuple[str, str]:
 def bench_pages(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     heavy = f["heavy_client_id"]
     start = f["first_month"] + "-01"
-    end = _month_range(f["peak_month"])[1]
+    peak_first, end = _month_range(f["peak_month"])
     pages = {
         "month review": f"/collect?month={f['peak_month']}",
         "statement API (heavy client, 2,000 lines)": (
@@ -553,6 +553,13 @@ def bench_pages(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         ),
         "dashboard": "/",
         "client page (heavy client)": f"/clients/{heavy}",
+        "reports: 12-month charts": "/reports",
+        "reports: received in the peak month": f"/reports/received?from={peak_first}&to={end}",
+        "reports: aging at the end of the peak month": f"/reports/aging?as_of={end}",
+        "reports: commissions of the peak month": (
+            f"/reports/commissions?from={peak_first}&to={end}&basis=received"
+        ),
+        "reports: top debtors": "/reports/debtors",
     }
     out: dict[str, Any] = {}
     with AppServer(f["url"]) as app:

@@ -91,6 +91,8 @@ SALDO_ENV_VARS = (
     "SMTP_FROM",
     "SMTP_STARTTLS",
     "DB_POOL_SIZE",
+    "BACKUP_DIR",
+    "BACKUP_KEEP",
 )
 
 T = TypeVar("T")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,6 +35,8 @@ class Client(AuditBase):
     # Running totals kept by the ledger in the same transaction as each Entry.
     credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     owed_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set when the client's personal data was replaced by a pseudonym (app/clients/privacy.py).
+    anonymised_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
     @property
     def balance_cents(self) -> int:

@@ -235,12 +235,18 @@ class ClientService:
         return client
 
     async def update(self, client_id: int, data: ClientInput) -> Client:
-        """Change a client's details, with the same checks as ``create`` (no duplicate warning)."""
+        """Change a client's details, with the same checks as ``create`` (no duplicate warning).
+
+        Refuses an anonymised client: their personal data is not taken in again.
+        """
         clean = await self._clean(data)
         if clean.errors:
             raise ClientError(clean.errors)
         await begin_write(self.session)
         client = await self.get(client_id)
+        if client.anonymised_at is not None:
+            await self.session.rollback()
+            raise ClientError({"name": _("This client was anonymised: their details stay erased.")})
         self._apply(client, clean)
         await self.session.commit()
         return client

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from babel.numbers import format_percent
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.response import Redirect, Template
@@ -44,12 +42,6 @@ def _month_nav(month: str) -> dict[str, str]:
         "prev_month": previous_month(first),
         "next_month": nxt.strftime("%Y-%m"),
     }
-
-
-def _rate(basis_points: int) -> str:
-    """A commission rate the locale's way: 40,5 % in pt_BR."""
-    locale = i18n.current().locale
-    return format_percent(Decimal(basis_points) / 10000, format="#,##0.##%", locale=locale)
 
 
 def _parse_form(form: Any, max_cents: int) -> tuple[services.ExpenseInput | None, dict[str, str]]:
@@ -197,7 +189,7 @@ class ExpensePages(Controller):
                 "basis": basis,
                 "default_basis": practice.commission_basis,
                 "methods": method_labels(),
-                "rate": _rate,
+                "rate": i18n.format_rate,
             },
         )
 

@@ -5,32 +5,30 @@ refused in a closed month. The database allows only positive amounts, so a
 mistake is corrected by deleting the expense — admin only, only while its
 month is open, and audited with everything the expense said.
 
-The summary counts money **received** (payments not reversed), never amounts
+The summary counts money **received** (payments less reversals, by date), never amounts
 billed; billed is reported beside it, labelled as such.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.models import Staff
 from app.admin.services import PracticeSettings, load_settings
 from app.audit import audit
 from app.auth.models import User
 from app.collecting.services import month_bounds, valid_month
 from app.db import begin_write
 from app.expenses.models import Expense
-from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Payment
 from app.ledger.services import Invalid, check_amount, check_method, ensure_month_open
+from app.reports import services as reports
+from app.reports.services import COMMISSION_BASES, commission_of  # noqa: F401 - re-exported
 from app.web.i18n import _, decimal_string
 
-COMMISSION_BASES = ("received", "billed")
 CATEGORY_MAX = 80
 NOTE_MAX = 1000
 
@@ -204,82 +202,7 @@ async def categories(session: AsyncSession, limit: int = 100) -> list[str]:
     return [category for category, _n in rows]
 
 
-# --- commissions and the month's summary ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CommissionRow:
-    """One staff member's commission at one rate (a rate is copied onto each charge)."""
-
-    staff_id: int
-    staff_name: str
-    basis: str
-    base_cents: int
-    commission_bp: int
-    commission_cents: int
-
-
-def commission_of(base_cents: int, commission_bp: int) -> int:
-    """``base × rate``, rounded half-up to the cent."""
-    exact = Decimal(base_cents) * commission_bp / 10000
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _received_in(first: date, nxt: date) -> tuple[Any, ...]:
-    """Payments received in [first, nxt) that still count as money received."""
-    return (
-        Payment.received_on >= first,
-        Payment.received_on < nxt,
-        Payment.reversed_at.is_(None),
-    )
-
-
-async def commission_rows(session: AsyncSession, month: str, basis: str) -> list[CommissionRow]:
-    """Each staff member's commission for the month, one row per rate, by staff name.
-
-    ``received``: the base is the money of payments received in the month
-    (not reversed) allocated to the staff member's charges, net of undone
-    allocations. ``billed``: the base is the amount of their charges dated in
-    the month, void ones excluded. Either way the rate is the one copied onto
-    each charge when it was registered; each row is rounded once.
-    """
-    if basis not in COMMISSION_BASES:
-        raise ValueError(f"basis is one of {COMMISSION_BASES}")
-    first, nxt = _month_range(month)
-    if basis == "received":
-        base = func.sum(Allocation.amount_cents)
-        query = (
-            select(Staff.id, Staff.name, Charge.commission_bp, base)
-            .select_from(Allocation)
-            .join(Payment, Payment.id == Allocation.payment_id)
-            .join(Charge, Charge.id == Allocation.charge_id)
-            .join(Staff, Staff.id == Charge.staff_id)
-            .where(*_received_in(first, nxt))
-        )
-    else:
-        base = func.sum(Charge.amount_cents)
-        query = (
-            select(Staff.id, Staff.name, Charge.commission_bp, base)
-            .join(Staff, Staff.id == Charge.staff_id)
-            .where(Charge.date >= first, Charge.date < nxt, Charge.status != "void")
-        )
-    grouped = await session.execute(
-        query.group_by(Staff.id, Staff.name, Charge.commission_bp).order_by(
-            Staff.name, Staff.id, Charge.commission_bp
-        )
-    )
-    return [
-        CommissionRow(
-            staff_id=staff_id,
-            staff_name=name,
-            basis=basis,
-            base_cents=int(cents),
-            commission_bp=bp,
-            commission_cents=commission_of(int(cents), bp),
-        )
-        for staff_id, name, bp, cents in grouped
-        if cents
-    ]
+# --- the month's summary ------------------------------------------------------------------
 
 
 async def month_summary(
@@ -287,67 +210,45 @@ async def month_summary(
 ) -> dict[str, Any]:
     """The month's money: received (by method and by staff) − commissions − expenses = net.
 
-    Received is payments received in the month that were not reversed. A
-    payment's money belongs to a staff member through its allocations to
-    their charges; what is not allocated to a charge with staff (top-ups kept
-    as credit, charges without staff) is ``unassigned``. ``basis`` is the
-    commission basis; by default the practice's ``commission_basis`` setting.
-    Billed (charges dated in the month, not void) is given apart: it is not
-    money received. All amounts are integer cents.
+    Received, billed and commissions follow the reports' one rule (``app.reports.services``):
+    read from the journal by effective date, so a closed month's summary never
+    changes. ``basis`` is the commission basis; by default the practice's
+    ``commission_basis`` setting. Billed (charges of the month less the ones
+    cancelled in it) is given apart: it is not money received. Integer cents.
     """
     first, nxt = _month_range(month)
+    last = nxt - timedelta(days=1)
     if basis is None:
         basis = (await load_settings(session)).commission_basis
-    by_method_rows = await session.execute(
-        select(Payment.method, func.sum(Payment.amount_cents), func.count(Payment.id))
-        .where(*_received_in(first, nxt))
-        .group_by(Payment.method)
-    )
-    by_method = {m: {"cents": 0, "count": 0} for m in PAYMENT_METHODS}
-    for method, cents, count in by_method_rows:
-        by_method[method] = {"cents": int(cents), "count": int(count)}
-    received = sum(v["cents"] for v in by_method.values())
-
-    received_rows = await commission_rows(session, month, "received")
-    by_staff: dict[int, dict[str, Any]] = {}
-    for row in received_rows:
-        item = by_staff.setdefault(
-            row.staff_id, {"staff_id": row.staff_id, "staff_name": row.staff_name, "cents": 0}
-        )
-        item["cents"] += row.base_cents
-    assigned = sum(item["cents"] for item in by_staff.values())
-
-    commissions = (
-        received_rows if basis == "received" else await commission_rows(session, month, basis)
-    )
-    commissions_by_staff: dict[int, dict[str, Any]] = {}
-    for row in commissions:
-        item = commissions_by_staff.setdefault(
-            row.staff_id,
-            {"staff_id": row.staff_id, "staff_name": row.staff_name, "base_cents": 0, "cents": 0},
-        )
-        item["base_cents"] += row.base_cents
-        item["cents"] += row.commission_cents
-    commissions_total = sum(row.commission_cents for row in commissions)
-
+    got = await reports.received(session, first, last)
+    commissions = await reports.commission_rows(session, first, last, basis)
     expenses = await month_expenses(session, month)
-    billed = await session.scalar(
-        select(func.coalesce(func.sum(Charge.amount_cents), 0)).where(
-            Charge.date >= first, Charge.date < nxt, Charge.status != "void"
-        )
-    )
+    commissions_total = sum(row.commission_cents for row in commissions)
     return {
         "month": month,
-        "received_cents": received,
-        "received_by_method": by_method,
-        "received_by_staff": list(by_staff.values()),
-        "received_unassigned_cents": received - assigned,
+        "received_cents": got.total_cents,
+        "received_by_method": {
+            m: {"cents": t.amount_cents, "count": t.count} for m, t in got.by_method.items()
+        },
+        "received_by_staff": [
+            {"staff_id": s.staff_id, "staff_name": s.staff_name, "cents": s.amount_cents}
+            for s in got.by_staff
+        ],
+        "received_unassigned_cents": got.unassigned_cents,
         "commission_basis": basis,
         "commissions_cents": commissions_total,
-        "commissions_by_staff": list(commissions_by_staff.values()),
+        "commissions_by_staff": [
+            {
+                "staff_id": s.staff_id,
+                "staff_name": s.staff_name,
+                "base_cents": s.base_cents,
+                "cents": s.commission_cents,
+            }
+            for s in reports.commissions_by_staff(commissions)
+        ],
         "commission_rows": commissions,
         "expenses_cents": expenses.total_cents,
         "expenses_by_category": expenses.by_category,
-        "net_cents": received - commissions_total - expenses.total_cents,
-        "billed_cents": int(billed or 0),
+        "net_cents": got.total_cents - commissions_total - expenses.total_cents,
+        "billed_cents": await reports.billed_cents(session, first, last),
     }

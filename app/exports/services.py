@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import anyio
@@ -26,9 +26,9 @@ from app.auth.models import User
 from app.clients.models import Client
 from app.collecting.services import month_bounds, valid_month
 from app.expenses.models import Expense
-from app.expenses.services import commission_rows
 from app.exports.csvfmt import CsvEncoder, CsvFormat, amount, iso, percent, safe_text
 from app.ledger.models import Charge, Entry, Payment
+from app.reports.services import commission_rows
 
 CHUNK_ROWS = 2000
 
@@ -271,7 +271,7 @@ def _expenses(session: AsyncSession, job: Export, first: date, nxt: date) -> Chu
 
 async def _commissions(session: AsyncSession, job: Export, first: date, nxt: date) -> Chunks:
     """One row per staff member and rate (a handful of rows: no cursor needed)."""
-    rows = await commission_rows(session, job.month, job.commission_basis)
+    rows = await commission_rows(session, first, nxt - timedelta(days=1), job.commission_basis)
     yield [
         [
             safe_text(r.staff_name),

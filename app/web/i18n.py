@@ -25,6 +25,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import (
     format_currency,
     format_decimal,
+    format_percent,
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
@@ -126,6 +127,12 @@ def format_amount(cents: int | None, fmt: Formatting | None = None) -> str:
     """Money without the currency symbol, as a form field shows it."""
     fmt = fmt or current()
     return format_decimal(cents_to_decimal(cents or 0), format="#,##0.00", locale=fmt.locale)
+
+
+def format_rate(basis_points: int, fmt: Formatting | None = None) -> str:
+    """A rate in basis points the locale's way: 4050 is "40.5%" in en_US, "40,5%" in pt_BR."""
+    fmt = fmt or current()
+    return format_percent(Decimal(basis_points) / 10000, format="#,##0.##%", locale=fmt.locale)
 
 
 def currency_symbol(fmt: Formatting | None = None) -> str:

@@ -31,6 +31,7 @@ def build_environment() -> Environment:
         amount=i18n.format_amount,
         day=i18n.format_day,
         moment=i18n.format_moment,
+        rate=i18n.format_rate,
     )
     # new_key(): a one-time idempotency key for a money form rendered now.
     env.globals.update(

@@ -237,9 +237,12 @@ async def test_reception_cannot_delete_an_expense(
 async def february(client, admin, csrf, make_client, make_staff, maker):  # type: ignore[no-untyped-def]
     """A hand-computed February 2026 (see each line's comment).
 
-    Received (payments of February, not reversed): pix 200 + card 103 + transfer 80
-    + cash 300 + pix 50 = 733.00. Ana 40 %: 200 + 50 = 250.00; Bruno 35.5 %:
-    103.00; unassigned: the 80 for a session without staff and the 300 top-up.
+    Read from the journal by date, so February never changes once closed:
+    received: pix 50 + pix 200 + card 103 + cash 120 + transfer 80 + cash 300 =
+    853.00 (the cash 120 is reversed today, which takes it off today's month, not
+    February). Paid of staff sessions: Ana 40 %: 50 + 200 + 120 = 370.00; Bruno
+    35.5 %: 103.00, plus 60.00 from prepaid credit for commissions; unassigned:
+    the 80 for a session without staff and the 300 top-up.
     """
     ana = await make_staff("Ana Terapeuta", 4000)
     bruno = await make_staff("Bruno", 3550)
@@ -319,9 +322,9 @@ async def test_month_summary_counts_money_received_and_nets_commissions_and_expe
     async with maker() as session:
         s = await expenses.month_summary(session, "2026-02")
     assert s["commission_basis"] == "received"
-    assert s["received_cents"] == 73300
+    assert s["received_cents"] == 85300
     assert {m: v["cents"] for m, v in s["received_by_method"].items()} == {
-        "cash": 30000,
+        "cash": 42000,
         "card": 10300,
         "transfer": 8000,
         "pix": 25000,
@@ -329,34 +332,37 @@ async def test_month_summary_counts_money_received_and_nets_commissions_and_expe
     }
     assert s["received_by_method"]["pix"]["count"] == 2
     assert [(r["staff_name"], r["cents"]) for r in s["received_by_staff"]] == [
-        ("Ana Terapeuta", 25000),
+        ("Ana Terapeuta", 37000),
         ("Bruno", 10300),
     ]
     assert s["received_unassigned_cents"] == 38000
-    # 250.00 × 40 % = 100.00; 103.00 × 35.5 % = 36.565, half-up to 36.57.
+    # 370.00 × 40 % = 148.00; the session paid from credit earns its commission too:
+    # (103.00 + 60.00) × 35.5 % = 57.865, half-up to 57.87.
     assert [(r["staff_name"], r["base_cents"], r["cents"]) for r in s["commissions_by_staff"]] == [
-        ("Ana Terapeuta", 25000, 10000),
-        ("Bruno", 10300, 3657),
+        ("Ana Terapeuta", 37000, 14800),
+        ("Bruno", 16300, 5787),
     ]
-    assert s["commissions_cents"] == 13657
+    assert s["commissions_cents"] == 20587
     assert s["expenses_by_category"] == [("Rent", 30000), ("Supplies", 5800)]
     assert s["expenses_cents"] == 35800
-    assert s["net_cents"] == 73300 - 13657 - 35800 == 23843
-    # Billed: charges dated in February, the void one excluded (200 + 150 + 120 + 80 + 60).
-    assert s["billed_cents"] == 61000
+    assert s["net_cents"] == 85300 - 20587 - 35800 == 28913
+    # Billed: charges dated in February (200 + 150 + 120 + 80 + 90 + 60); the 90 is
+    # cancelled today, which lowers today's month.
+    assert s["billed_cents"] == 70000
 
 
 async def test_commissions_on_the_billed_basis(february, maker):
     async with maker() as session:
         s = await expenses.month_summary(session, "2026-02", "billed")
-    # Ana: (200 + 120) × 40 % = 128.00; Bruno: (150 + 60) × 35.5 % = 74.55; void 90 left out.
+    # Ana: (200 + 120) × 40 % = 128.00; Bruno: (150 + 90 + 60) × 35.5 % = 106.50
+    # (the 90 is voided today, in another month).
     assert [(r["staff_name"], r["base_cents"], r["cents"]) for r in s["commissions_by_staff"]] == [
         ("Ana Terapeuta", 32000, 12800),
-        ("Bruno", 21000, 7455),
+        ("Bruno", 30000, 10650),
     ]
-    assert s["commissions_cents"] == 20255
-    assert s["received_cents"] == 73300  # received does not depend on the basis
-    assert s["net_cents"] == 73300 - 20255 - 35800
+    assert s["commissions_cents"] == 23450
+    assert s["received_cents"] == 85300  # received does not depend on the basis
+    assert s["net_cents"] == 85300 - 23450 - 35800
 
 
 async def test_summary_page_labels_received_commissions_expenses_and_net(february, client, maker):
@@ -364,19 +370,19 @@ async def test_summary_page_labels_received_commissions_expenses_and_net(februar
     assert page.status_code == 200
     text = page.text
     for label, amount in [
-        ("received", "$733.00"),
-        ("commissions", "$136.57"),
+        ("received", "$853.00"),
+        ("commissions", "$205.87"),
         ("expenses", "$358.00"),
-        ("net", "$238.43"),
+        ("net", "$289.13"),
         ("unassigned", "$380.00"),
-        ("billed", "$610.00"),
+        ("billed", "$700.00"),
     ]:
         assert f'data-testid="{label}">{amount}<' in text, label
     assert "Received" in text and "Commissions" in text and "Net" in text
     assert "Billed is not money received" in text
     assert "35.5%" in text
     billed = await client.get("/expenses/summary?month=2026-02&basis=billed")
-    assert 'data-testid="commissions">$202.55<' in billed.text
+    assert 'data-testid="commissions">$234.50<' in billed.text
 
 
 async def test_admin_makes_billed_the_default_basis(february, client, admin, maker):
@@ -387,7 +393,7 @@ async def test_admin_makes_billed_the_default_basis(february, client, admin, mak
     )
     assert response.status_code == 303
     async with maker() as session:
-        assert (await expenses.month_summary(session, "2026-02"))["commissions_cents"] == 20255
+        assert (await expenses.month_summary(session, "2026-02"))["commissions_cents"] == 23450
         audited = await session.scalar(
             select(func.count()).where(AuditEvent.action == "settings_changed")
         )
