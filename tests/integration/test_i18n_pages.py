@@ -92,6 +92,15 @@ async def test_every_main_page_speaks_the_users_language(
         "/admin/staff",
         "/admin/audit",
         "/account/password",
+        "/reports",
+        "/reports/received",
+        "/reports/billed",
+        "/reports/aging",
+        "/reports/debtors",
+        "/reports/daily",
+        "/reports/commissions",
+        "/admin/backups",
+        f"/clients/{ana}/anonymise",
     ]
     english = english_left_over(language)
     for path in pages:

@@ -141,7 +141,16 @@ READ_ATTRIBUTES = {
     *("data-copied", "data-offline", "data-dismiss"),  # texts app.js shows
 }
 # Words that are the same in every language: product and format names.
-SAME_IN_EVERY_LANGUAGE = {"CSV", "PDF", "ZIP", "Saldo", "WhatsApp", "Pix", "A4"}
+SAME_IN_EVERY_LANGUAGE = {
+    "CSV",
+    "PDF",
+    "ZIP",
+    "Saldo",
+    "WhatsApp",
+    "Pix",
+    "A4",
+    "sha",
+}  # sha: .sha256
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
