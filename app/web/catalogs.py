@@ -102,8 +102,10 @@ def update(template: Catalog | None = None) -> dict[str, list[str]]:
         catalog.mime_headers = [("Plural-Forms", PLURAL_FORMS[language])]
         catalog.header_comment = HEADER.format(language=language)
         catalog.project, catalog.version = "Saldo", "1"
+        created = catalog.creation_date  # kept, so that a refresh changes only the messages
         # A copy each time: Babel adds the template's own message objects to the catalog.
         catalog.update(copy.deepcopy(template), no_fuzzy_matching=True)
+        catalog.creation_date = created
         catalog.obsolete.clear()
         catalog.fuzzy = False
         for message in catalog:
