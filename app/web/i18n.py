@@ -140,11 +140,28 @@ def currency_symbol(fmt: Formatting | None = None) -> str:
     return get_currency_symbol(fmt.currency, locale=fmt.locale)
 
 
+@cache
+def date_locale(language: str, locale: str) -> str:
+    """The locale dates are written in: the installation's, with the reader's month and day names.
+
+    A Portuguese reader of an en_US installation gets "pt_US" if CLDR knows it, else
+    pt's own; money keeps the installation's locale whatever the reader's language.
+    """
+    place = Locale.parse(locale)
+    wanted = Locale.parse(language)
+    if place.language == wanted.language:
+        return locale
+    for candidate in (f"{wanted.language}_{place.territory}", language):
+        if place.territory and valid_locale(candidate):
+            return candidate
+    return language
+
+
 def format_day(value: date | None, style: str = "medium", fmt: Formatting | None = None) -> str:
     if value is None:
         return ""
     fmt = fmt or current()
-    return _babel_date(value, format=style, locale=fmt.locale)
+    return _babel_date(value, format=style, locale=date_locale(fmt.language, fmt.locale))
 
 
 def format_moment(value: datetime | None, fmt: Formatting | None = None) -> str:
@@ -152,7 +169,10 @@ def format_moment(value: datetime | None, fmt: Formatting | None = None) -> str:
         return ""
     fmt = fmt or current()
     return _babel_datetime(
-        value, format="short", tzinfo=get_timezone(fmt.timezone), locale=fmt.locale
+        value,
+        format="short",
+        tzinfo=get_timezone(fmt.timezone),
+        locale=date_locale(fmt.language, fmt.locale),
     )
 
 

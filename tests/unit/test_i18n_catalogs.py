@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import replace
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -309,3 +310,14 @@ def test_default_texts_are_in_the_catalogs():
     for text in DEFAULT_TEXTS.values():
         assert pt[text] is not None and pt[text].string, text
     assert i18n.gettext_in("pt_BR", DEFAULT_TEXTS["practice_name"]) == "Meu consultório"
+
+
+def test_a_reader_gets_month_names_in_their_language_and_money_in_the_installations_locale():
+    reader = i18n.Formatting(language="pt_BR", locale="en_US", currency="USD")
+    assert i18n.format_day(date(2026, 3, 2), "long", reader) == "2 de março de 2026"
+    assert i18n.format_money(123450, reader) == "$1,234.50"
+    spanish = i18n.Formatting(language="es", locale="pt_BR", currency="BRL")
+    assert "marzo" in i18n.format_day(date(2026, 3, 2), "long", spanish)
+    assert i18n.format_money(123450, spanish) == "R$\xa01.234,50"
+    same = i18n.Formatting(language="pt_BR", locale="pt_BR")
+    assert i18n.format_day(date(2026, 3, 2), "short", same) == "02/03/2026"
