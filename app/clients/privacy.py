@@ -484,7 +484,9 @@ def build_zip(data: ClientData, statement_pdf: bytes) -> bytes:
     """The export's ZIP, in memory. Blocking (deflate): call it off the event loop."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", readme(data).encode())
+        # The client's copy: in the practice's language, as statements are.
+        fmt = data.statement_doc.letterhead.formatting
+        archive.writestr("README.txt", documents.in_formatting(fmt, readme, data).encode())
         archive.writestr("client.json", _dump(data.profile))
         for name, table in data.tables.items():
             rows = table.json_rows()

@@ -7,7 +7,9 @@ A user picks their own language on the account page; what goes to a client
 from __future__ import annotations
 
 import html
+import io
 import re
+import zipfile
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -183,6 +185,12 @@ async def test_documents_for_clients_use_the_practice_language_not_the_users(
     assert paid.status_code == 201, paid.text
     receipt = visible_text((await client.get(f"/payments/{paid.json()['id']}/receipt")).text)
     assert "Recibo" in receipt and "Total recebido" in receipt and "R$\xa050,00" in receipt
+
+    export = await client.get(f"/clients/{ana}/data.zip")
+    assert export.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+        readme = archive.read("README.txt").decode()
+    assert "Dados mantidos por Meu consultório sobre o cliente" in readme
 
 
 async def test_default_texts_follow_the_practice_language_until_an_admin_writes_their_own(
