@@ -81,6 +81,7 @@ class PracticeSettings:
             locale=self.locale,
             currency=self.currency,
             timezone=self.timezone,
+            record_language=self.language,
         )
 
 

@@ -38,6 +38,7 @@ KEYWORDS = {
     "ngettext": (1, 2),
     "pgettext": ((1, "c"), 2),
     "N_": None,
+    "recorded": None,
 }
 # Where user-facing strings live: the Python package and the Jinja templates.
 _SOURCES = (

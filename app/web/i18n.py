@@ -46,6 +46,8 @@ class Formatting:
     locale: str = "en_US"
     currency: str = "USD"
     timezone: str = "UTC"
+    # The practice's own language, for texts kept in the records (None: ``language``).
+    record_language: str | None = None
 
 
 _current: contextvars.ContextVar[Formatting] = contextvars.ContextVar(
@@ -99,6 +101,17 @@ def pgettext(context: str, message: str, **variables: object) -> str:
 def gettext_in(language: str, message: str) -> str:
     """The message in a given language, whatever the request's (a document's, a default's)."""
     return translations(language).gettext(message)
+
+
+def recorded(message: str, **variables: object) -> str:
+    """A text stored with the money records (journal lines shown on clients' statements).
+
+    It is written in the practice's language, whatever the language of the person
+    whose action wrote it, so that every statement reads in one language.
+    """
+    fmt = current()
+    text = translations(fmt.record_language or fmt.language).gettext(message)
+    return text % variables if variables else text
 
 
 def N_(message: str) -> str:

@@ -248,3 +248,20 @@ async def test_an_amount_typed_the_locales_way_is_shown_back_the_same_way(
     assert shown in paid.text.replace("&nbsp;", "\xa0")
     client_page = (await client.get(f"/clients/{ana}")).text
     assert shown in client_page.replace("&nbsp;", "\xa0")  # the credit it became
+
+
+async def test_journal_lines_are_written_in_the_practice_language_whoever_types(
+    client, login, csrf, make_client, maker
+):
+    admin = await login(client, "admin")
+    async with maker() as session:
+        actor = await session.get_one(User, admin.id)
+        await save_settings(session, {"language": "es"}, actor, None)
+    await choose_language(client, csrf, "pt_BR")  # a Portuguese speaker at a Spanish practice
+    ana = await make_client("Ana Souza")
+    day = await a_month_of_work(client, csrf, ana)
+    history = visible_text((await client.get(f"/clients/{ana}")).text)
+    assert "Histórico" in history  # the screen: Portuguese
+    assert "Sesión" in history and "Sessão" not in history  # the record: Spanish
+    statement_page = await client.get(f"/clients/{ana}/statement?from={day:%Y-%m}-01&to={day}")
+    assert "Sesión" in visible_text(statement_page.text)
