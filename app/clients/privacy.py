@@ -45,7 +45,7 @@ from app.ledger.models import Allocation, Charge, Entry, Payment, Refund
 from app.statements import documents
 from app.statements.models import DocumentJob
 from app.statements.services import statement
-from app.web.i18n import _, decimal_string, today
+from app.web.i18n import _, decimal_string, recorded, today
 
 
 class PrivacyError(ValueError):
@@ -66,7 +66,7 @@ class AlreadyAnonymised(PrivacyError):
 
 def pseudonym(client_id: int) -> str:
     """The name an anonymised client keeps: stable, unique, and says what happened."""
-    return _("Anonymised client #%(id)d", id=client_id)
+    return recorded("Anonymised client #%(id)d", id=client_id)  # kept: the practice's language
 
 
 # --- export -----------------------------------------------------------------------------------
