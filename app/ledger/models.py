@@ -144,6 +144,8 @@ class Entry(Base):
         ),
         Index("ix_entries_client_date", "client_id", "effective_date", "id"),
         Index("ix_entries_effective_date", "effective_date"),
+        # Reports sum one kind over a period from this index alone (migration 0005).
+        Index("ix_entries_kind_date", "kind", "effective_date", "amount_cents"),
     )
 
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))

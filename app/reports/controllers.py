@@ -133,12 +133,13 @@ def short_months(months: list[str]) -> list[tuple[str, str]]:
 # --- charts ---------------------------------------------------------------------------------
 
 
-def received_chart(months: list[reports.MonthFigures]) -> Any:
+def received_chart(months: list[tuple[str, int]]) -> Any:
+    """``months``: (month, cents received) pairs."""
     return bar_chart(
         _("Received per month"),
-        [month_label(m.month) for m in months],
-        [(_("Received"), [m.received_cents for m in months])],
-        short=short_months([m.month for m in months]),
+        [month_label(m) for m, _cents in months],
+        [(_("Received"), [cents for _m, cents in months])],
+        short=short_months([m for m, _cents in months]),
     )
 
 
@@ -182,9 +183,7 @@ async def dashboard(request: Request[Any, Any, Any], db_session: AsyncSession) -
         "day_label": format_day(day, "full"),
     }
     if user.role in READERS:
-        months = await reports.billed_vs_received(
-            db_session, reports.months_back(figures.month, 12)
-        )
+        months = await reports.received_by_month(db_session, reports.months_back(figures.month, 12))
         context["chart"] = received_chart(months)
     return Template("dashboard/page.html", context=context)
 
@@ -209,7 +208,7 @@ class ReportPages(Controller):
                 "presets": presets(),
                 "action": "/reports",
                 "months": months,
-                "received_chart": received_chart(months),
+                "received_chart": received_chart([(m.month, m.received_cents) for m in months]),
                 "billed_chart": billed_chart(months),
                 "method_chart": method_chart(got),
                 "received": got,

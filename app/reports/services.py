@@ -10,6 +10,7 @@ amounts billed; refunds of credit are shown apart. All amounts are integer cents
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,6 +24,7 @@ from app.auth.models import User
 from app.clients.models import Client
 from app.collecting.services import month_bounds
 from app.ledger.models import PAYMENT_METHODS, Charge, Entry, Payment, Refund
+from app.statements.models import Period
 from app.statements.services import AGING_BUCKETS, aging_bucket
 from app.web.i18n import decimal_string
 
@@ -167,28 +169,64 @@ class MonthFigures:
         return self.received_cents - self.billed_cents
 
 
+async def _closed_sums(session: AsyncSession, months: list[str]) -> dict[str, dict[str, int]]:
+    """Closed months' journal sums by kind, as frozen in their period at closing (cents).
+
+    A closed month accepts no entry, so what was summed then is what the journal
+    holds now: reading it back saves summing the month again.
+    """
+    rows = await session.execute(
+        select(Period.month, Period.totals).where(
+            Period.month.in_(months), Period.closed_at.is_not(None)
+        )
+    )
+    sums: dict[str, dict[str, int]] = {}
+    for month, totals in rows:
+        by_kind = json.loads(totals).get("by_kind")
+        if by_kind is not None:
+            sums[month] = {k: int(Decimal(v["amount"]) * 100) for k, v in by_kind.items()}
+    return sums
+
+
+async def _sums_by_month(
+    session: AsyncSession, months: list[str], kinds: tuple[str, ...]
+) -> dict[str, dict[str, int]]:
+    """The journal's sums per month and kind: closed months from their period, the rest live."""
+    sums = await _closed_sums(session, months)
+    open_months = [m for m in months if m not in sums]
+    if open_months:
+        start, end = month_bounds(open_months[0])[0], month_end(open_months[-1])
+        # Per day in SQL (from ix_entries_kind_date alone) and per month here: portable.
+        rows = await session.execute(
+            select(Entry.effective_date, Entry.kind, func.sum(Entry.amount_cents))
+            .where(Entry.kind.in_(kinds), _between(start, end))
+            .group_by(Entry.effective_date, Entry.kind)
+        )
+        for day, kind, cents in rows:
+            month = month_key(day)
+            if month in open_months:
+                by_kind = sums.setdefault(month, {})
+                by_kind[kind] = by_kind.get(kind, 0) + int(cents)
+    return sums
+
+
 async def billed_vs_received(session: AsyncSession, months: list[str]) -> list[MonthFigures]:
     """Per month: billed (charges less voids recorded in it) and received, from the journal."""
-    if not months:
-        return []
-    start, end = month_bounds(months[0])[0], month_end(months[-1])
-    # Summed per day in SQL and per month here: portable, and a year is ~365 rows per kind.
-    rows = await session.execute(
-        select(Entry.effective_date, Entry.kind, func.sum(Entry.amount_cents))
-        .where(Entry.kind.in_(("charge", "void", *RECEIVED_KINDS)), _between(start, end))
-        .group_by(Entry.effective_date, Entry.kind)
-    )
-    sums: dict[tuple[str, str], int] = {}
-    for day, kind, cents in rows:
-        key = (month_key(day), kind)
-        sums[key] = sums.get(key, 0) + int(cents)
+    sums = await _sums_by_month(session, months, ("charge", "void", *RECEIVED_KINDS))
     figures = []
     for month in months:
-        charged = -sums.get((month, "charge"), 0)
-        cancelled = sums.get((month, "void"), 0)
-        got = sums.get((month, "payment"), 0) + sums.get((month, "payment_reversed"), 0)
+        by_kind = sums.get(month, {})
+        charged = -by_kind.get("charge", 0)
+        cancelled = by_kind.get("void", 0)
+        got = by_kind.get("payment", 0) + by_kind.get("payment_reversed", 0)
         figures.append(MonthFigures(month, charged - cancelled, cancelled, got))
     return figures
+
+
+async def received_by_month(session: AsyncSession, months: list[str]) -> list[tuple[str, int]]:
+    """Money received per month (payments less reversals): the dashboard's twelve bars."""
+    sums = await _sums_by_month(session, months, RECEIVED_KINDS)
+    return [(m, sum(sums.get(m, {}).get(k, 0) for k in RECEIVED_KINDS)) for m in months]
 
 
 async def billed_cents(session: AsyncSession, start: date, end: date) -> int:
@@ -224,32 +262,37 @@ class Aging:
 async def aging(session: AsyncSession, as_of: date, today: date) -> Aging:
     """What was still owed at the end of ``as_of``, by days past the due date (0–30 … 90+).
 
-    Charges not yet due count as 0–30, as on statements. From today on the
-    charges' own open amounts are read; for a past date, each charge's owed
-    movements in the journal up to that date (payments, credit, voids, reopenings).
+    Charges not yet due count as 0–30, as on statements. A charge owed at the
+    end of a past day what it owes now less what its journal moved after that
+    day (payments, credit, voids, reopenings): so only the entries since then
+    are read, not the whole history.
     """
-    if as_of >= today:
-        open_cents = Charge.amount_cents - Charge.paid_cents
-        query = select(Charge.client_id, Client.name, Charge.due_date, func.sum(open_cents)).where(
-            Charge.status.in_(OPEN_STATUSES), Charge.date <= as_of
-        )
-    else:
-        open_cents = Entry.owed_delta_cents
-        query = (
-            select(Charge.client_id, Client.name, Charge.due_date, func.sum(open_cents))
-            .join(Entry, Entry.charge_id == Charge.id)
-            .where(Charge.date <= as_of, Entry.effective_date <= as_of)
-        )
-    rows = await session.execute(
-        query.join(Client, Client.id == Charge.client_id)
-        .group_by(Charge.id, Charge.client_id, Client.name, Charge.due_date)
-        .having(func.sum(open_cents) > 0)
-    )
+    open_now = await session.execute(
+        select(Charge.id, Charge.client_id, Client.name, Charge.due_date,
+               Charge.amount_cents - Charge.paid_cents)
+        .join(Client, Client.id == Charge.client_id)
+        .where(Charge.status.in_(OPEN_STATUSES), Charge.date <= as_of)
+    )  # fmt: skip
+    owed: dict[int, list[Any]] = {row[0]: list(row[1:]) for row in open_now}
+    if as_of < today:
+        moved_since = await session.execute(
+            select(Charge.id, Charge.client_id, Client.name, Charge.due_date,
+                   func.sum(Entry.owed_delta_cents))
+            .select_from(Entry)
+            .join(Charge, Charge.id == Entry.charge_id)
+            .join(Client, Client.id == Charge.client_id)
+            .where(Entry.effective_date > as_of, Charge.date <= as_of)
+            .group_by(Charge.id, Charge.client_id, Client.name, Charge.due_date)
+        )  # fmt: skip
+        for charge_id, client_id, name, due, cents in moved_since:
+            item = owed.setdefault(charge_id, [client_id, name, due, 0])
+            item[3] -= int(cents)
     buckets = dict.fromkeys(AGING_BUCKETS, 0)
     per_client: dict[int, AgingClient] = {}
-    for client_id, name, due, cents in rows:
+    for client_id, name, due, cents in owed.values():
+        if cents <= 0:
+            continue
         bucket = aging_bucket(max(0, (as_of - due).days))
-        cents = int(cents)
         buckets[bucket] += cents
         item = per_client.setdefault(
             client_id, AgingClient(client_id, name, dict.fromkeys(AGING_BUCKETS, 0), 0, due)

@@ -453,3 +453,18 @@ async def test_reports_api_gives_decimal_strings(practice, client):
     )
     bad = await client.get(f"/api/v1/reports/commissions?{last}&basis=profit")
     assert bad.status_code == 422
+
+
+async def test_a_closed_month_reports_what_was_frozen_when_it_closed(practice, maker):
+    from app.statements import services as statements
+
+    p = practice
+    months = [reports.month_key(p.last), reports.month_key(p.today)]
+    async with maker() as session:
+        before = await reports.billed_vs_received(session, months)
+        await statements.close_month(session, months[0], None)
+    async with maker() as session:
+        after = await reports.billed_vs_received(session, months)
+        received = await reports.received_by_month(session, months)
+    assert after == before
+    assert received == [(months[0], 69000), (months[1], 1000)]
