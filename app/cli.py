@@ -86,6 +86,27 @@ def users_create(username: str, role: str, display_name: str | None) -> None:
     click.echo(f"created {role} {username}")
 
 
+@cli.group()
+def i18n() -> None:
+    """Translation catalogs (app/locale/<language>/LC_MESSAGES/messages.po)."""
+
+
+@i18n.command("update")
+def i18n_update() -> None:
+    """Re-extract the source's strings into every catalog; list those still to translate."""
+    from app.web import catalogs
+
+    template = catalogs.extract()
+    missing = catalogs.update(template)
+    click.echo(f"{len(template)} messages in the source")
+    for language, msgids in missing.items():
+        click.echo(f"{language}: {len(msgids)} to translate")
+        for msgid in msgids:
+            click.echo(f"  {msgid!r}")
+    if any(missing.values()):
+        sys.exit(1)
+
+
 @cli.command("hash-password")
 def hash_password() -> None:
     """Print an argon2id hash for ADMIN_PASS_HASH."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
@@ -15,6 +16,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar_htmx import HTMXPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -100,23 +102,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await startup.ensure_first_admin(settings, maker)
         startup.warn_missing_harfbuzz()
 
-    async def set_formatting(request: Request[Any, Any, Any]) -> None:
+    async def set_formatting(scope: Scope) -> None:
         """The installation's money/date locale and the user's language, for this request."""
-        if request.url.path.startswith("/static/") or request.url.path == "/health":
-            return
         async with maker() as session:
             practice = await load_practice_settings(session)
-        user = request.scope.get("user")
+        user = scope.get("user")
         fmt = practice.formatting
-        if user is not None and user.language:
-            fmt = i18n.Formatting(
-                language=user.language,
-                locale=fmt.locale,
-                currency=fmt.currency,
-                timezone=fmt.timezone,
-            )
+        if user is not None and user.language in i18n.LANGUAGES:
+            fmt = dataclasses.replace(fmt, language=user.language)
         i18n.use(fmt)
-        request.state.practice = practice
+        scope.setdefault("state", {})["practice"] = practice  # request.state.practice
+
+    def formatting(app: ASGIApp) -> ASGIApp:
+        # A middleware (after the user is known, before the guards) rather than a
+        # before_request hook, so that refusals and error pages speak the user's language too.
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and not (
+                scope["path"].startswith("/static/") or scope["path"] == "/health"
+            ):
+                await set_formatting(scope)
+            await app(scope, receive, send)
+
+        return middleware
 
     async def dispose_engine() -> None:
         await engine.dispose()
@@ -134,10 +141,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=alchemy_config(settings, engine)), HTMXPlugin()],
         middleware=[
             DefineMiddleware(AuthMiddleware, settings=settings, maker=maker),
+            formatting,
             DefineMiddleware(SaldoCSRFMiddleware, config=csrf),
         ],
         guards=[authorize],
-        before_request=set_formatting,
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "session_maker": Provide(lambda: maker, use_cache=True, sync_to_thread=False),

@@ -19,10 +19,8 @@ from app.auth.controllers import FORM, client_ip, current_user
 from app.auth.guards import ADMIN
 from app.auth.models import ROLES, User
 from app.web.errors import is_htmx
-from app.web.i18n import LANGUAGES, _, format_amount
+from app.web.i18n import LANGUAGE_NAMES, LANGUAGES, _, format_amount
 
-# Each in its own language, so that anyone can find theirs.
-LANGUAGE_NAMES = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 COMMON_LOCALES = ("en_US", "en_GB", "pt_BR", "pt_PT", "es_ES", "es_MX", "es_AR", "de_DE", "fr_FR")
 COMMON_CURRENCIES = ("USD", "EUR", "BRL", "GBP", "ARS", "MXN", "CLP", "COP", "CAD", "AUD")
 

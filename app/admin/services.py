@@ -20,12 +20,39 @@ from app.admin.models import Setting
 from app.audit import AuditEvent, audit
 from app.auth.models import User
 from app.db import begin_write
-from app.web.i18n import LANGUAGES, AmountError, Formatting, _, parse_amount, valid_locale
+from app.web.i18n import (
+    LANGUAGES,
+    N_,
+    AmountError,
+    Formatting,
+    _,
+    gettext_in,
+    parse_amount,
+    valid_locale,
+)
+
+# The texts a new installation starts with, in English here; load_settings() gives
+# them in the installation's language until an admin saves their own.
+DEFAULT_TEXTS = {
+    "practice_name": N_("My practice"),
+    "message_friendly": N_(
+        "Hello {client}! Here is the summary of {month} at {practice}: {count} session(s) "
+        "on {dates}, {total} in total. {instructions} Thank you!"
+    ),
+    "message_reminder": N_(
+        "Hello {client}, a reminder that {total} for the sessions of {month} ({dates}) "
+        "is still open. {instructions} If you have already paid, please ignore this message."
+    ),
+    "message_final": N_(
+        "{client}, the sessions of {month} ({dates}), {total} in total, are still unpaid "
+        "and now overdue. Please settle them this week. {instructions}"
+    ),
+}
 
 
 @dataclass
 class PracticeSettings:
-    practice_name: str = "My practice"
+    practice_name: str = DEFAULT_TEXTS["practice_name"]
     practice_address: str = ""
     currency: str = "USD"
     locale: str = "en_US"
@@ -43,18 +70,9 @@ class PracticeSettings:
     commission_basis: str = "received"
     # Billing messages for the month review, one per tone. Placeholders:
     # {client} {month} {dates} {count} {total} {instructions} {practice}
-    message_friendly: str = (
-        "Hello {client}! Here is the summary of {month} at {practice}: {count} session(s) "
-        "on {dates}, {total} in total. {instructions} Thank you!"
-    )
-    message_reminder: str = (
-        "Hello {client}, a reminder that {total} for the sessions of {month} ({dates}) "
-        "is still open. {instructions} If you have already paid, please ignore this message."
-    )
-    message_final: str = (
-        "{client}, the sessions of {month} ({dates}), {total} in total, are still unpaid "
-        "and now overdue. Please settle them this week. {instructions}"
-    )
+    message_friendly: str = DEFAULT_TEXTS["message_friendly"]
+    message_reminder: str = DEFAULT_TEXTS["message_reminder"]
+    message_final: str = DEFAULT_TEXTS["message_final"]
 
     @property
     def formatting(self) -> Formatting:
@@ -63,6 +81,7 @@ class PracticeSettings:
             locale=self.locale,
             currency=self.currency,
             timezone=self.timezone,
+            record_language=self.language,
         )
 
 
@@ -75,6 +94,13 @@ async def load_settings(session: AsyncSession) -> PracticeSettings:
     for key, raw in rows:
         if key in _FIELDS:
             values[key] = json.loads(raw)
+    language = values.get("language", PracticeSettings.language)
+    for key, text in DEFAULT_TEXTS.items():
+        # A default saved unchanged (the settings form posts every field) stays a default,
+        # so it follows the language when the admin changes it.
+        if values.get(key) in {gettext_in(other, text) for other in LANGUAGES}:
+            del values[key]
+        values.setdefault(key, gettext_in(language, text))
     return PracticeSettings(**values)
 
 

@@ -19,7 +19,7 @@ from app.auth.middleware import expired_cookie, session_cookie
 from app.auth.models import User
 from app.config import Settings
 from app.web.errors import is_htmx
-from app.web.i18n import _
+from app.web.i18n import LANGUAGE_NAMES, _
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -135,7 +135,14 @@ class AuthController(Controller):
         tokens = await services.list_tokens(db_session, current_user(request).id)
         return Template(
             "auth/password.html",
-            context={"errors": errors, "done": done, "tokens": tokens, "now": services.now()},
+            context={
+                "errors": errors,
+                "done": done,
+                "tokens": tokens,
+                "now": services.now(),
+                "language_names": LANGUAGE_NAMES,
+                "installation_language": request.state.practice.language,
+            },
             status_code=status_code,
         )
 
@@ -175,6 +182,22 @@ class AuthController(Controller):
         response.set_cookie(session_cookie(settings, token))
         return response
 
+    @post("/account/language", opt={"self_service": True}, status_code=303)
+    async def change_language(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        data: Annotated[LanguageForm, FORM],
+    ) -> Template | Redirect:
+        """One's own UI language ("" follows the installation's); the accountant's too."""
+        try:
+            await services.set_language(db_session, current_user(request), data.language or None)
+        except ValueError as exc:
+            return await self._account(
+                request, db_session, errors={"language": str(exc)}, done=False, status_code=422
+            )
+        return Redirect(path="/account/password", status_code=303)
+
     @post("/account/tokens/{token_id:int}/revoke", opt={"self_service": True}, status_code=200)
     async def revoke_own_token(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, token_id: int
@@ -197,6 +220,10 @@ class AuthController(Controller):
                 "show_owner": False,
             },
         )
+
+
+class LanguageForm(Struct):
+    language: str = ""
 
 
 class TokenRequest(Struct):

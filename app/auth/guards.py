@@ -17,6 +17,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from app.auth.models import User
+from app.web.i18n import _
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ADMIN = ("admin",)
@@ -30,13 +31,13 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
         return
     user: User | None = connection.scope.get("user")
     if user is None:
-        raise NotAuthorizedException("Log in to continue.")
+        raise NotAuthorizedException(_("Log in to continue."))
     roles = opt.get("roles")
     if roles is not None and user.role not in roles:
-        raise PermissionDeniedException("Your role does not allow this.")
+        raise PermissionDeniedException(_("Your role does not allow this."))
     if (
         connection.scope.get("method", "GET") not in SAFE_METHODS
         and user.role == "accountant"
         and not opt.get("self_service")
     ):
-        raise PermissionDeniedException("The accountant role is read-only.")
+        raise PermissionDeniedException(_("The accountant role is read-only."))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import audit
 from app.auth.models import ROLES, ApiToken, AuthSession, LoginAttempt, User
 from app.db import begin_write
-from app.web.i18n import _
+from app.web.i18n import LANGUAGES, _
 
 hasher = PasswordHasher()  # argon2id with the library's current defaults
 # Verified against when the username is unknown, so both cases take as long.
@@ -424,6 +424,17 @@ async def change_password(
         ip=ip,
         target=user.username,
     )
+    await session.commit()
+    return user
+
+
+async def set_language(session: AsyncSession, user: User, language: str | None) -> User:
+    """The user's own UI language; None follows the installation's. Refuses unknown ones."""
+    if language is not None and language not in LANGUAGES:
+        raise ValueError(_("Unknown language."))
+    await begin_write(session)
+    user = await session.get_one(User, user.id, populate_existing=True)
+    user.language = language
     await session.commit()
     return user
 

@@ -45,7 +45,7 @@ from app.ledger.models import Allocation, Charge, Entry, Payment, Refund
 from app.statements import documents
 from app.statements.models import DocumentJob
 from app.statements.services import statement
-from app.web.i18n import _, decimal_string, today
+from app.web.i18n import _, decimal_string, recorded, today
 
 
 class PrivacyError(ValueError):
@@ -66,7 +66,7 @@ class AlreadyAnonymised(PrivacyError):
 
 def pseudonym(client_id: int) -> str:
     """The name an anonymised client keeps: stable, unique, and says what happened."""
-    return _("Anonymised client #%(id)d", id=client_id)
+    return recorded("Anonymised client #%(id)d", id=client_id)  # kept: the practice's language
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -484,7 +484,9 @@ def build_zip(data: ClientData, statement_pdf: bytes) -> bytes:
     """The export's ZIP, in memory. Blocking (deflate): call it off the event loop."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", readme(data).encode())
+        # The client's copy: in the practice's language, as statements are.
+        fmt = data.statement_doc.letterhead.formatting
+        archive.writestr("README.txt", documents.in_formatting(fmt, readme, data).encode())
         archive.writestr("client.json", _dump(data.profile))
         for name, table in data.tables.items():
             rows = table.json_rows()

@@ -20,7 +20,16 @@ from app.collecting import services as collecting
 from app.ledger import idempotency
 from app.ledger import services as ledger
 from app.ledger.controllers import _practice, _refusal, _user, method_labels
-from app.web.i18n import AmountError, _, decimal_string, parse_amount, parse_decimal_amount, today
+from app.web import i18n
+from app.web.i18n import (
+    AmountError,
+    _,
+    decimal_string,
+    ngettext,
+    parse_amount,
+    parse_decimal_amount,
+    today,
+)
 
 PAGE_SIZE = 50
 
@@ -212,10 +221,12 @@ class CollectingPages(Controller):
                 status_code=422,
             )
         paid = sum(len(p["allocations"]) for p in result_body["payments"])
-        message = _("%(n)d charge(s) marked paid.", n=paid)
+        message = ngettext("%(num)d charge marked paid.", "%(num)d charges marked paid.", paid)
         if result_body["skipped"]:
-            message += " " + _(
-                "%(n)d already paid or void were skipped.", n=len(result_body["skipped"])
+            message += " " + ngettext(
+                "%(num)d was already paid or void and was skipped.",
+                "%(num)d were already paid or void and were skipped.",
+                len(result_body["skipped"]),
             )
         # The toast says what happened; the table reloads itself on "charges-changed".
         return Template(
@@ -335,7 +346,7 @@ class CollectingPages(Controller):
             "collecting/collect.html",
             context={
                 "month": month,
-                "month_label": collecting.month_name(month, fmt.language),
+                "month_label": collecting.month_name(month, i18n.current().language),
                 "prev_month": collecting.previous_month(collecting.month_bounds(month)[0]),
                 "next_month": collecting.month_bounds(month)[1].strftime("%Y-%m"),
                 "debtors": debtors,
@@ -395,7 +406,9 @@ class CollectingApi(Controller):
         self, request: Request[Any, Any, Any], db_session: AsyncSession, month: str | None = None
     ) -> dict[str, Any]:
         if month is not None and not collecting.valid_month(month):
-            raise ValidationException("month is YYYY-MM", extra={"month": "YYYY-MM"})
+            raise ValidationException(
+                _("The month is written YYYY-MM."), extra={"month": "YYYY-MM"}
+            )
         month = month or collecting.previous_month(today())
         practice = _practice(request)
         debtors = await collecting.unpaid_for_month(db_session, month, practice, today())

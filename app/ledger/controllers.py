@@ -26,6 +26,7 @@ from app.clients.models import Client
 from app.clients.services import ClientService
 from app.ledger import idempotency, services
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Payment
+from app.web import i18n
 from app.web.i18n import AmountError, _, parse_amount, parse_decimal_amount, today
 
 
@@ -294,8 +295,14 @@ class LedgerPages(Controller):
 
     @get("/payments/{payment_id:int}/receipt", name="receipt")
     async def receipt(
-        self, db_session: AsyncSession, payment_id: int, size: str = "a4"
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        payment_id: int,
+        size: str = "a4",
     ) -> Template:
+        # A receipt is handed to the client: it is in the practice's language, as statements are.
+        i18n.use(_practice(request).formatting)
         payment = await db_session.get(Payment, payment_id)
         if payment is None:
             raise NotFoundException()
@@ -419,7 +426,7 @@ class LedgerApi(Controller):
         practice = _practice(request)
         if data.pay_now_method is not None and data.pay_now_method not in PAYMENT_METHODS:
             raise ValidationException(
-                "Unknown payment method.", extra={"pay_now_method": "unknown"}
+                _("Unknown payment method."), extra={"pay_now_method": "unknown"}
             )
         body = services.ChargeInput(
             client_id=data.client_id,
@@ -452,7 +459,9 @@ class LedgerApi(Controller):
         offset: int = 0,
     ) -> dict[str, Any]:
         if month is not None and (len(month) != 7 or month[4] != "-"):
-            raise ValidationException("month is YYYY-MM", extra={"month": "YYYY-MM"})
+            raise ValidationException(
+                _("The month is written YYYY-MM."), extra={"month": "YYYY-MM"}
+            )
         rows, total = await services.list_charges(
             db_session,
             client_id=client_id,

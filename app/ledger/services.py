@@ -29,7 +29,7 @@ from app.auth.models import User
 from app.clients.models import Client
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
 from app.statements.models import Period
-from app.web.i18n import _, decimal_string, format_money
+from app.web.i18n import _, decimal_string, format_money, recorded
 from app.web.i18n import today as local_today
 
 
@@ -285,7 +285,7 @@ async def register_charge(
         commission_bp = staff.commission_bp
     if service is not None and service.commission_bp is not None and staff is not None:
         commission_bp = service.commission_bp
-    description = description or _("Session")
+    description = description or recorded("Session")
 
     charge = Charge(
         client_id=client.id,
@@ -325,7 +325,7 @@ async def register_charge(
                 actor,
                 credit_delta=-data.amount_cents,
                 owed_delta=-data.amount_cents,
-                description=_("Paid from credit"),
+                description=recorded("Paid from credit"),
                 key=key,
                 charge_id=charge.id,
             )
@@ -396,13 +396,13 @@ async def register_charge(
 
 def _payment_description(payment: Payment) -> str:
     methods = {
-        "cash": _("Cash"),
-        "card": _("Card"),
-        "transfer": _("Bank transfer"),
-        "pix": _("Pix"),
-        "other": _("Other"),
+        "cash": recorded("Cash"),
+        "card": recorded("Card"),
+        "transfer": recorded("Bank transfer"),
+        "pix": recorded("Pix"),
+        "other": recorded("Other"),
     }
-    text = _("Payment (%(method)s)", method=methods.get(payment.method, payment.method))
+    text = recorded("Payment (%(method)s)", method=methods.get(payment.method, payment.method))
     if payment.reference:
         text += f" · {payment.reference}"
     return text
@@ -763,7 +763,9 @@ async def reopen_charge(
                     day,
                     actor,
                     credit_delta=-payment.amount_cents,
-                    description=_("Payment reversed: %(what)s", what=_payment_description(payment)),
+                    description=recorded(
+                        "Payment reversed: %(what)s", what=_payment_description(payment)
+                    ),
                     key=key,
                     payment_id=payment.id,
                 )
@@ -815,7 +817,9 @@ async def void_charge(
             day,
             actor,
             owed_delta=-charge.amount_cents,
-            description=_("Cancelled: %(what)s — %(why)s", what=charge.description, why=reason),
+            description=recorded(
+                "Cancelled: %(what)s — %(why)s", what=charge.description, why=reason
+            ),
             key=key,
             charge_id=charge.id,
         )
@@ -870,7 +874,7 @@ async def refund_credit(
             day,
             actor,
             credit_delta=-amount_cents,
-            description=_("Refund") + (f" · {refund.reason}" if refund.reason else ""),
+            description=recorded("Refund") + (f" · {refund.reason}" if refund.reason else ""),
             key=key,
             refund_id=refund.id,
         )

@@ -16,7 +16,7 @@ from app.auth.controllers import client_ip
 from app.auth.guards import ADMIN
 from app.collecting.services import previous_month
 from app.statements import services
-from app.web.i18n import today
+from app.web.i18n import _, today
 
 
 def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
@@ -25,9 +25,11 @@ def parse_period(start: str | None, end: str | None) -> tuple[date, date]:
         to_day = date.fromisoformat(end) if end else today()
         from_day = date.fromisoformat(start) if start else to_day.replace(day=1)
     except ValueError:
-        raise ValidationException("Dates are YYYY-MM-DD.", extra={"from": "YYYY-MM-DD"}) from None
+        raise ValidationException(
+            _("Dates are YYYY-MM-DD."), extra={"from": "YYYY-MM-DD"}
+        ) from None
     if to_day < from_day:
-        raise ValidationException("The period ends before it starts.")
+        raise ValidationException(_("The period ends before it starts."))
     return from_day, to_day
 
 

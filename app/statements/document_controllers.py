@@ -29,7 +29,7 @@ from app.statements import documents, mail
 from app.statements.documents import Letterhead, StatementDocument
 from app.statements.services import Statement, StatementError, statement
 from app.web.errors import is_htmx
-from app.web.i18n import _, today
+from app.web.i18n import _, current, today
 
 FromDate = Annotated[str | None, QueryParameter(name="from", required=False)]
 ToDate = Annotated[str | None, QueryParameter(name="to", required=False)]
@@ -280,7 +280,7 @@ class StatementDocuments(Controller):
             "statements/bulk.html",
             context={
                 "month": month,
-                "month_label": month_name(month, _practice(request).formatting.language),
+                "month_label": month_name(month, current().language),
                 "prev_month": previous_month(first),
                 "next_month": f"{nxt:%Y-%m}",
                 "first": first,

@@ -40,7 +40,7 @@ from app.statements.documents import (
 )
 from app.statements.models import DocumentJob
 from app.statements.services import statement
-from app.web.i18n import _
+from app.web.i18n import _, ngettext
 
 log = logging.getLogger("saldo.mail")
 
@@ -301,9 +301,10 @@ async def run_email_job(
             return
         notes = None
         if failures:
-            notes = _(
-                "%(n)d statement(s) could not be sent: %(who)s",
-                n=len(failures),
+            notes = ngettext(
+                "%(num)d statement could not be sent: %(who)s",
+                "%(num)d statements could not be sent: %(who)s",
+                len(failures),
                 who="; ".join(failures[:20]),
             )
         await run.finish(error=notes)

@@ -8,6 +8,7 @@ Money is held as integer cents everywhere; this module is where it becomes text
 from __future__ import annotations
 
 import contextvars
+import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,6 +20,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
 from babel.dates import get_timezone
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import (
     format_currency,
     format_decimal,
@@ -31,6 +34,8 @@ from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = ("en", "pt_BR", "es")
+# Each in its own language, so that anyone can find theirs.
+LANGUAGE_NAMES = {"en": "English", "pt_BR": "Português (Brasil)", "es": "Español"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Formatting:
     locale: str = "en_US"
     currency: str = "USD"
     timezone: str = "UTC"
+    # The practice's own language, for texts kept in the records (None: ``language``).
+    record_language: str | None = None
 
 
 _current: contextvars.ContextVar[Formatting] = contextvars.ContextVar(
@@ -58,10 +65,21 @@ def current() -> Formatting:
 
 @cache
 def translations(language: str) -> NullTranslations:
+    """The language's catalog, compiled from its .po in memory once per process.
+
+    Only the .po files live in the repository, so a clean clone translates with no
+    build step and there is no compiled file to go stale. Fuzzy entries are left out.
+    """
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
     try:
-        return Translations.load(str(LOCALE_DIR), [language], domain="messages")
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=language)
     except (OSError, UnknownLocaleError):  # pragma: no cover - catalogs missing
         return NullTranslations()
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain="messages")
 
 
 def gettext(message: str, **variables: object) -> str:
@@ -72,6 +90,33 @@ def gettext(message: str, **variables: object) -> str:
 def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     text = translations(current().language).ngettext(singular, plural, n)
     return text % {"num": n, **variables}
+
+
+def pgettext(context: str, message: str, **variables: object) -> str:
+    """A word whose translation depends on what it describes ("Open" month vs "Open" charge)."""
+    text = translations(current().language).pgettext(context, message)
+    return text % variables if variables else text
+
+
+def gettext_in(language: str, message: str) -> str:
+    """The message in a given language, whatever the request's (a document's, a default's)."""
+    return translations(language).gettext(message)
+
+
+def recorded(message: str, **variables: object) -> str:
+    """A text stored with the money records (journal lines shown on clients' statements).
+
+    It is written in the practice's language, whatever the language of the person
+    whose action wrote it, so that every statement reads in one language.
+    """
+    fmt = current()
+    text = translations(fmt.record_language or fmt.language).gettext(message)
+    return text % variables if variables else text
+
+
+def N_(message: str) -> str:
+    """Marks a string for the catalogs where it is defined; translate it where it is shown."""
+    return message
 
 
 _ = gettext
@@ -108,11 +153,28 @@ def currency_symbol(fmt: Formatting | None = None) -> str:
     return get_currency_symbol(fmt.currency, locale=fmt.locale)
 
 
+@cache
+def date_locale(language: str, locale: str) -> str:
+    """The locale dates are written in: the installation's, with the reader's month and day names.
+
+    A Portuguese reader of an en_US installation gets "pt_US" if CLDR knows it, else
+    pt's own; money keeps the installation's locale whatever the reader's language.
+    """
+    place = Locale.parse(locale)
+    wanted = Locale.parse(language)
+    if place.language == wanted.language:
+        return locale
+    for candidate in (f"{wanted.language}_{place.territory}", language):
+        if place.territory and valid_locale(candidate):
+            return candidate
+    return language
+
+
 def format_day(value: date | None, style: str = "medium", fmt: Formatting | None = None) -> str:
     if value is None:
         return ""
     fmt = fmt or current()
-    return _babel_date(value, format=style, locale=fmt.locale)
+    return _babel_date(value, format=style, locale=date_locale(fmt.language, fmt.locale))
 
 
 def format_moment(value: datetime | None, fmt: Formatting | None = None) -> str:
@@ -120,7 +182,10 @@ def format_moment(value: datetime | None, fmt: Formatting | None = None) -> str:
         return ""
     fmt = fmt or current()
     return _babel_datetime(
-        value, format="short", tzinfo=get_timezone(fmt.timezone), locale=fmt.locale
+        value,
+        format="short",
+        tzinfo=get_timezone(fmt.timezone),
+        locale=date_locale(fmt.language, fmt.locale),
     )
 
 

@@ -23,7 +23,9 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext
+    )  # type: ignore[attr-defined]
     env.filters.update(
         money=i18n.format_money,
         amount=i18n.format_amount,
@@ -33,7 +35,10 @@ def build_environment() -> Environment:
     )
     # new_key(): a one-time idempotency key for a money form rendered now.
     env.globals.update(
-        currency_symbol=i18n.currency_symbol, today=i18n.today, new_key=lambda: str(uuid.uuid4())
+        ui_language=lambda: i18n.current().language,
+        currency_symbol=i18n.currency_symbol,
+        today=i18n.today,
+        new_key=lambda: str(uuid.uuid4()),
     )
     return env
 

@@ -13,7 +13,7 @@
     var close = document.createElement("button");
     close.type = "button";
     close.className = "toast-close";
-    close.setAttribute("aria-label", "Dismiss");
+    close.setAttribute("aria-label", document.body.dataset.dismiss || "Dismiss");
     close.textContent = "\u00d7";
     el.appendChild(span);
     el.appendChild(close);

@@ -115,7 +115,7 @@ def test_toggle_a_row_inline_then_batch_confirm_three(
     for i in (1, 2, 3):
         rows.nth(i).locator('input[name="ids"]').check()
     tablet.get_by_role("button", name="Confirm payment").click()
-    expect(tablet.locator(".toast")).to_contain_text("3 charge(s) marked paid")
+    expect(tablet.locator(".toast")).to_contain_text("3 charges marked paid")
     # The table reloads itself: nothing of this client is left unpaid.
     expect(tablet.locator("tr.charge-row")).to_have_count(0)
     with api(live_server) as http:

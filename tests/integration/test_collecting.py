@@ -207,8 +207,8 @@ async def test_batch_including_an_already_paid_charge_skips_it_and_pays_the_rest
     )
     assert response.status_code == 200, response.text
     assert (
-        "2 charge(s) marked paid" in response.text
-        and "1 already paid or void were skipped" in response.text
+        "2 charges marked paid." in response.text
+        and "1 was already paid or void and was skipped." in response.text
     )
     assert response.headers["hx-trigger"] == "charges-changed"
     assert [await status_of(maker, i) for i in (a1, a2, b1)] == [("paid", 10000)] * 2 + [

@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("POST", "/logout"): LOGGED_IN,
     ("GET", "/account/password"): LOGGED_IN,
     ("POST", "/account/password"): LOGGED_IN,
+    ("POST", "/account/language"): LOGGED_IN,
     ("POST", "/account/tokens/{token_id:int}/revoke"): LOGGED_IN,
     ("POST", "/api/v1/auth/token"): PUBLIC,
     # --- users, audit log, settings
