@@ -68,6 +68,10 @@ async def _run(
     )
 
 
+# Each debtor's card carries three messages: a page of them is plenty to work through.
+REVIEW_PAGE = 50
+
+
 class CollectingPages(Controller):
     tags = ["collecting"]
 
@@ -334,13 +338,21 @@ class CollectingPages(Controller):
 
     @get("/collect", name="collect")
     async def collect(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, month: str | None = None
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        month: str | None = None,
+        page: int = 1,
     ) -> Template:
-        """Who still owes for a month (default: the previous one) and a message for each."""
+        """Who still owes for a month (default: the previous one) and a message for each,
+        those who owe most first, a page of them at a time."""
         if not collecting.valid_month(month):
             month = collecting.previous_month(today())
         practice = _practice(request)
-        debtors = await collecting.unpaid_for_month(db_session, month, practice, today())
+        page = max(page, 1)
+        review = await collecting.month_review(
+            db_session, month, practice, today(), REVIEW_PAGE, (page - 1) * REVIEW_PAGE
+        )
         fmt = practice.formatting
         return Template(
             "collecting/collect.html",
@@ -349,8 +361,11 @@ class CollectingPages(Controller):
                 "month_label": collecting.month_name(month, i18n.current().language),
                 "prev_month": collecting.previous_month(collecting.month_bounds(month)[0]),
                 "next_month": collecting.month_bounds(month)[1].strftime("%Y-%m"),
-                "debtors": debtors,
-                "total_cents": sum(d.total_cents for d in debtors),
+                "debtors": review.debtors,
+                "count": review.count,
+                "total_cents": review.total_cents,
+                "page": page,
+                "pages": max(1, -(-review.count // REVIEW_PAGE)),
                 "whatsapp": collecting.whatsapp_link,
                 "mailto": collecting.mailto_link,
                 "subject": _(

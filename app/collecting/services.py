@@ -191,14 +191,51 @@ class Debtor:
 
 
 async def unpaid_for_month(
-    session: AsyncSession, month: str, practice: PracticeSettings, today: date
+    session: AsyncSession,
+    month: str,
+    practice: PracticeSettings,
+    today: date,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Debtor]:
     """One row per client with charges still open (or partly paid) dated in ``month``.
 
     Each row: number of sessions, their dates, what is still owed for them, the
     oldest due date, the client's payer history and this month's sent message.
-    Sorted by total owed, largest first.
+    Sorted by total owed, largest first. With ``limit``, only that page of rows
+    gets its history and messages (``month_review`` counts them all).
     """
+    debtors = (await _debtors(session, month))[offset : None if limit is None else offset + limit]
+    await _describe(session, debtors, month, practice, today)
+    return debtors
+
+
+@dataclass
+class Review:
+    """A page of the month review and the whole month's figures."""
+
+    debtors: list[Debtor]
+    count: int
+    total_cents: int
+
+
+async def month_review(
+    session: AsyncSession,
+    month: str,
+    practice: PracticeSettings,
+    today: date,
+    limit: int,
+    offset: int = 0,
+) -> Review:
+    """The month review one page at a time: who owes most first, all of them counted."""
+    debtors = await _debtors(session, month)
+    shown = debtors[offset : offset + limit]
+    await _describe(session, shown, month, practice, today)
+    return Review(shown, len(debtors), sum(d.total_cents for d in debtors))
+
+
+async def _debtors(session: AsyncSession, month: str) -> list[Debtor]:
+    """The month's debtors with what they owe for it, largest total first (no history yet)."""
     first, nxt = month_bounds(month)
     rows = await session.execute(
         select(
@@ -223,31 +260,41 @@ async def unpaid_for_month(
         d.dates.append(day)
         d.total_cents += open_cents
         d.oldest_due = min(d.oldest_due, due)
+    return sorted(debtors.values(), key=lambda d: (-d.total_cents, d.client_name))
+
+
+async def _describe(
+    session: AsyncSession, debtors: list[Debtor], month: str, practice: PracticeSettings,
+    today: date,
+) -> None:  # fmt: skip
+    """Payer history, this month's sent message and the billing messages of these debtors."""
     if not debtors:
-        return []
-    ids = list(debtors)
-    for cid, payer in (await payer_history(session, ids, today)).items():
-        debtors[cid].payer = payer
+        return
+    by_id = {d.client_id: d for d in debtors}
+    for cid, payer in (await payer_history(session, list(by_id), today)).items():
+        by_id[cid].payer = payer
     sent = await session.scalars(
         select(BillingMessage)
-        .where(BillingMessage.month == month, BillingMessage.client_id.in_(ids))
+        .where(BillingMessage.month == month, BillingMessage.client_id.in_(list(by_id)))
         .order_by(BillingMessage.sent_at)
     )
     for message in sent:
-        debtors[message.client_id].sent = message  # the latest wins
-    for d in debtors.values():
+        by_id[message.client_id].sent = message  # the latest wins
+    for d in debtors:
         d.messages = {tone: billing_message(practice, tone, d, month) for tone in TONES}
-    return sorted(debtors.values(), key=lambda d: (-d.total_cents, d.client_name))
 
 
 async def payer_history(
     session: AsyncSession, client_ids: list[int], today: date
 ) -> dict[int, Payer]:
     """Per client: charges, how many were paid after their due date, how many are overdue now."""
+    # Only these clients' allocations: grouping every allocation of the practice
+    # made the month review take seconds.
     paid_on = (
         select(Allocation.charge_id, func.max(Payment.received_on).label("paid_on"))
         .join(Payment, Payment.id == Allocation.payment_id)
-        .where(Allocation.amount_cents > 0)
+        .join(Charge, Charge.id == Allocation.charge_id)
+        .where(Allocation.amount_cents > 0, Charge.client_id.in_(client_ids))
         .group_by(Allocation.charge_id)
         .subquery()
     )

@@ -97,6 +97,26 @@ async def test_month_review_counts_first_and_last_day_and_not_the_next_month(
     assert first
 
 
+async def test_a_long_month_review_comes_a_page_at_a_time_biggest_debts_first(
+    api, client, make_client
+):
+    # 52 debtors owing 1.00 … 52.00: the first page shows the 50 largest, all are counted.
+    for n in range(1, 53):
+        who = await make_client(f"Client {n:02d}")
+        await charge(api, who, "2026-02-10", f"{n}.00")
+    first = await client.get("/collect?month=2026-02")
+    assert first.status_code == 200
+    assert "52 clients still owe for this month" in first.text
+    assert 'data-testid="collect-total">$1,378.00<' in first.text  # 1 + 2 + … + 52
+    assert first.text.count('class="card debtor"') == 50
+    assert "Client 52" in first.text and "Client 03" in first.text and "Client 02" not in first.text
+    assert "Page 1 of 2" in first.text and "page=2" in first.text
+    second = await client.get("/collect?month=2026-02&page=2")
+    assert second.text.count('class="card debtor"') == 2
+    assert "Client 02" in second.text and "Client 01" in second.text
+    assert 'data-testid="collect-total">$1,378.00<' in second.text
+
+
 async def test_month_review_defaults_to_the_previous_month(api, client):
     report = (await client.get("/api/v1/reports/unpaid")).json()
     assert re.fullmatch(r"\d{4}-\d{2}", report["month"])
