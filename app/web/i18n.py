@@ -131,9 +131,59 @@ def decimal_string(cents: int) -> str:
     return str(cents_to_decimal(cents))
 
 
+_SAMPLE_CENTS = 123456789  # 1,234,567.89: shows the prefix, suffix, group and decimal marks
+
+
+@cache
+def _money_parts(currency: str, locale: str) -> tuple[str, str, str, str, str, str] | None:
+    """How ``locale`` writes ``currency``, read once from Babel's own output.
+
+    Prefix and suffix of a positive and of a negative amount, the group and the
+    decimal mark; ``None`` where the locale's pattern is not "groups of three,
+    two decimals" (the fast path then checks itself against Babel and steps aside).
+    """
+    sample = cents_to_decimal(_SAMPLE_CENTS)
+    pos = format_currency(sample, currency, locale=locale)
+    neg = format_currency(-sample, currency, locale=locale)
+    try:
+        first, last = pos.index("1"), pos.rindex("9")
+        n_first, n_last = neg.index("1"), neg.rindex("9")
+    except ValueError:
+        return None
+    parts = (pos[:first], pos[last + 1 :], neg[:n_first], neg[n_last + 1 :])
+    group, decimal = pos[first + 1], pos[last - 2]
+    result = (*parts, group, decimal)
+    if _fast_money(_SAMPLE_CENTS, result) != pos or _fast_money(-_SAMPLE_CENTS, result) != neg:
+        return None
+    for cents in (5, 123456):  # no grouping below 1,000; some locales group only from 10,000
+        if _fast_money(cents, result) != format_currency(
+            cents_to_decimal(cents), currency, locale=locale
+        ):
+            return None
+    return result
+
+
+def _fast_money(cents: int, parts: tuple[str, str, str, str, str, str]) -> str:
+    pre, suf, neg_pre, neg_suf, group, decimal = parts
+    units, hundredths = divmod(abs(cents), 100)
+    if cents < 0:
+        pre, suf = neg_pre, neg_suf
+    digits = f"{units:,}".replace(",", group)
+    return f"{pre}{digits}{decimal}{hundredths:02d}{suf}"
+
+
 def format_money(cents: int | None, fmt: Formatting | None = None) -> str:
+    """Cents as the locale writes money: ``R$ 1.234,50``, ``$1,234.50``, ``-1.234,50 €``.
+
+    Babel's answer, computed with integer arithmetic from the locale's parts
+    (Babel per call made a 2,000-line statement page take 200 ms).
+    """
     fmt = fmt or current()
-    return format_currency(cents_to_decimal(cents or 0), fmt.currency, locale=fmt.locale)
+    cents = cents or 0
+    parts = _money_parts(fmt.currency, fmt.locale)
+    if parts is None:
+        return format_currency(cents_to_decimal(cents), fmt.currency, locale=fmt.locale)
+    return _fast_money(cents, parts)
 
 
 def format_amount(cents: int | None, fmt: Formatting | None = None) -> str:
