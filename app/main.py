@@ -104,8 +104,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def set_formatting(scope: Scope) -> None:
         """The installation's money/date locale and the user's language, for this request."""
-        async with maker() as session:
-            practice = await load_practice_settings(session)
+        practice = scope.get("state", {}).get("practice")  # read by AuthMiddleware
+        if practice is None:
+            async with maker() as session:
+                practice = await load_practice_settings(session)
         user = scope.get("user")
         fmt = practice.formatting
         if user is not None and user.language in i18n.LANGUAGES:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from litestar.datastructures import Cookie
 
+from app.admin.services import load_settings
 from app.auth import services
 
 if TYPE_CHECKING:
@@ -49,15 +50,19 @@ class AuthMiddleware:
             if key == b"authorization" and value[:7].lower() == b"bearer ":
                 bearer = value[7:].decode("latin-1").strip()
         session_token = None if bearer else _cookie(scope, self.cookie)
-        if bearer or session_token:
-            async with self.maker() as db:
-                if bearer:
-                    user = await services.token_user(db, bearer)
-                else:
-                    user = await services.session_user(db, session_token, self.idle, self.absolute)
+        state = scope.setdefault("state", {})
+        async with self.maker() as db:
+            if bearer:
+                user = await services.token_user(db, bearer)
+            elif session_token:
+                user = await services.session_user(db, session_token, self.idle, self.absolute)
+            if scope["path"] != "/health":
+                # Every page needs the practice's settings: read them in this same
+                # session (one connection and transaction per request, not two).
+                state["practice"] = await load_settings(db)
         scope["user"] = user  # type: ignore[typeddict-unknown-key]
         scope["auth"] = session_token if user is not None else None  # type: ignore[typeddict-unknown-key]
-        scope.setdefault("state", {})["via_token"] = bool(bearer)
+        state["via_token"] = bool(bearer)
         await self.app(scope, receive, send)
 
 
