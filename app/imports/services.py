@@ -440,16 +440,14 @@ async def make_plan(
     for line in lines:
         digits, email = _clean_contact(line, practice.phone_country_code)
         if line.day is not None:
+            month = f"{line.day.year:04d}-{line.day.month:02d}"
             if line.day > today:
                 line.errors.append(
                     _("The date %(day)s is in the future.", day=format_day(line.day))
                 )
-            elif f"{line.day.year:04d}-{line.day.month:02d}" in closed:
+            elif month in closed:
                 line.errors.append(
-                    _(
-                        "%(month)s is closed: nothing dated in it can change.",
-                        month=f"{line.day.year:04d}-{line.day.month:02d}",
-                    )
+                    _("%(month)s is closed: nothing dated in it can change.", month=month)
                 )
         has_money = bool(line.charge_cents or line.payment_cents)
         existing = clients.get(line.name_key)
