@@ -179,7 +179,7 @@ def format_money(cents: int | None, fmt: Formatting | None = None) -> str:
     (Babel per call made a 2,000-line statement page take 200 ms).
     """
     fmt = fmt or current()
-    cents = cents or 0
+    cents = int(cents or 0)  # a SUM from PostgreSQL arrives as a Decimal
     parts = _money_parts(fmt.currency, fmt.locale)
     if parts is None:
         return format_currency(cents_to_decimal(cents), fmt.currency, locale=fmt.locale)

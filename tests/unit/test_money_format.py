@@ -28,3 +28,14 @@ def test_the_fast_path_is_taken_where_the_pattern_is_plain_and_left_elsewhere() 
     assert i18n._money_parts("BRL", "pt_BR") == ("R$\xa0", "", "-R$\xa0", "", ".", ",")
     assert i18n._money_parts("INR", "en_IN") is None  # 12,34,567.89: Babel itself
     assert i18n._money_parts("JPY", "ja_JP") is None  # no minor unit: Babel itself
+
+
+def test_a_sum_from_postgresql_formats_like_an_int() -> None:
+    from decimal import Decimal
+
+    fmt = i18n.Formatting(locale="pt_BR", currency="BRL")
+    assert (
+        i18n.format_money(Decimal(123456), fmt)
+        == i18n.format_money(123456, fmt)
+        == "R$\xa01.234,56"
+    )
