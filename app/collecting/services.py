@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from urllib.parse import quote
 
 from babel.dates import format_date, format_skeleton, get_date_format
@@ -323,12 +324,28 @@ async def payer_history(
 # --- billing messages -----------------------------------------------------------------------
 
 
-def day_month(day: date, locale: str) -> str:
-    """A day and month the way the locale writes short dates, two digits each: 03/02 or 02/03."""
+@cache
+def _day_month_pattern(locale: str) -> str:
     pattern = get_date_format("short", locale=locale).pattern
     pattern = re.sub(r"[^dM]*y+[^dM]*", "", pattern)  # drop the year and its separator
-    pattern = re.sub(r"d+", "dd", re.sub(r"M+", "MM", pattern))
-    return format_date(day, pattern, locale=locale)
+    return re.sub(r"d+", "dd", re.sub(r"M+", "MM", pattern))
+
+
+@cache
+def _day_month_strftime(locale: str) -> str | None:
+    """The pattern for ``strftime`` when it is only days, months and separators."""
+    pattern = _day_month_pattern(locale)
+    if re.fullmatch(r"(dd|MM|[^A-Za-z'%])+", pattern) is None:
+        return None
+    return pattern.replace("dd", "%d").replace("MM", "%m")
+
+
+def day_month(day: date, locale: str) -> str:
+    """A day and month the way the locale writes short dates, two digits each: 03/02 or 02/03."""
+    plain = _day_month_strftime(locale)
+    if plain is not None:  # Babel per date was a fifth of the month review's time
+        return day.strftime(plain)
+    return format_date(day, _day_month_pattern(locale), locale=locale)
 
 
 def list_dates(days: list[date], language: str, locale: str) -> str:
@@ -339,6 +356,7 @@ def list_dates(days: list[date], language: str, locale: str) -> str:
     return text
 
 
+@cache  # a pure function of its two words, asked three times per debtor on the month review
 def month_name(month: str, language: str) -> str:
     """ "fevereiro de 2026", "February 2026", "febrero de 2026"."""
     return format_skeleton("yMMMM", month_bounds(month)[0], locale=language)

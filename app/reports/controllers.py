@@ -200,7 +200,7 @@ class ReportPages(Controller):
         """The charts: received and billed per month over the period (12 months by default)."""
         period = read_period(start, end, last_12_months())
         months = await reports.billed_vs_received(db_session, months_of(period))
-        got = await reports.received(db_session, period.start, period.end)
+        got = await reports.received(db_session, period.start, period.end, by_staff=False)
         return Template(
             "reports/overview.html",
             context={
