@@ -50,7 +50,7 @@ def test_owner_uploads_a_spreadsheet_dry_runs_it_and_imports_it(
 
     # Changing a column's meaning runs the dry run again by itself.
     tablet.select_option("#f-col_3", "ignore")
-    expect(tablet.locator("[data-testid=new-payments]")).to_contain_text("0")
+    expect(tablet.locator("[data-testid=new-payments]")).to_have_text("$0.00")
     tablet.select_option("#f-col_3", "payment_amount")
     expect(tablet.locator("#line-2")).to_contain_text("payment")
     screenshot("import-dry-run")
