@@ -53,6 +53,14 @@ def _day(text: str | None, default: date) -> date:
     return date.fromisoformat(text) if text else default
 
 
+def api_day(text: str | None) -> date:
+    """A ``YYYY-MM-DD`` query value (default: today) for the API and the CSV files; 422 if not."""
+    try:
+        return _day(text, today())
+    except ValueError:
+        raise ValidationException(_("Enter a date like 2026-03-31.")) from None
+
+
 def read_period(start: str | None, end: str | None, default: tuple[date, date]) -> Period:
     """The picker's ``from``/``to``; a malformed or reversed period falls back to ``default``
     with a message for the person who typed it."""
@@ -411,15 +419,12 @@ async def _table_data(
     staff_id: int | None,
 ) -> tuple[Any, str]:
     """The report behind a CSV table, and the period that names its file."""
-    try:
-        if what == "aging":
-            chosen = _day(as_of, today())
-            return await reports.aging(session, chosen, today()), chosen.isoformat()
-        if what == "daily":
-            chosen = _day(day, today())
-            return await reports.daily_collections(session, chosen), chosen.isoformat()
-    except ValueError:
-        raise ValidationException(_("Enter a date like 2026-03-31.")) from None
+    if what == "aging":
+        chosen = api_day(as_of)
+        return await reports.aging(session, chosen, today()), chosen.isoformat()
+    if what == "daily":
+        chosen = api_day(day)
+        return await reports.daily_collections(session, chosen), chosen.isoformat()
     if what == "debtors":
         return await reports.top_debtors(session, today(), 500), today().isoformat()
     defaults = {"billed-vs-received": last_12_months()}
@@ -499,11 +504,7 @@ class ReportApi(Controller):
 
     @get("/aging", summary="Open amounts by days past due as of a date (query as_of)")
     async def aging(self, db_session: AsyncSession, as_of: str | None = None) -> dict[str, Any]:
-        try:
-            day = _day(as_of, today())
-        except ValueError:
-            raise ValidationException(_("Enter a date like 2026-03-31.")) from None
-        return reports.as_json(await reports.aging(db_session, day, today()))
+        return reports.as_json(await reports.aging(db_session, api_day(as_of), today()))
 
     @get("/debtors", summary="The clients who owe the most (query limit)")
     async def debtors(self, db_session: AsyncSession, limit: int = 20) -> dict[str, Any]:
@@ -513,11 +514,7 @@ class ReportApi(Controller):
     @get("/daily", summary="One day's payments, reversals and refunds (query day)", opt={
         "roles": ("admin", "reception", "accountant")})  # fmt: skip
     async def daily(self, db_session: AsyncSession, day: str | None = None) -> dict[str, Any]:
-        try:
-            chosen = _day(day, today())
-        except ValueError:
-            raise ValidationException(_("Enter a date like 2026-03-31.")) from None
-        d = await reports.daily_collections(db_session, chosen)
+        d = await reports.daily_collections(db_session, api_day(day))
         return {**reports.as_json(d), "net": i18n.decimal_string(d.net_cents)}
 
     @get("/commissions", summary="Commissions per staff and rate (query from, to, basis)")
