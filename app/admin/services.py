@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,7 +51,7 @@ DEFAULT_TEXTS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class PracticeSettings:
     practice_name: str = DEFAULT_TEXTS["practice_name"]
     practice_address: str = ""
@@ -90,6 +91,13 @@ _FIELDS = {f.name: f for f in fields(PracticeSettings)}
 
 async def load_settings(session: AsyncSession) -> PracticeSettings:
     rows = await session.execute(select(Setting.key, Setting.value))
+    return _settings_from(tuple(sorted((key, value) for key, value in rows)))
+
+
+@lru_cache(maxsize=8)
+def _settings_from(rows: tuple[tuple[str, str], ...]) -> PracticeSettings:
+    # Every request reads the settings; parsing them and translating the default
+    # texts is done once per distinct set of stored values, not per request.
     values: dict[str, Any] = {}
     for key, raw in rows:
         if key in _FIELDS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from advanced_alchemy.extensions.litestar._utils import set_aa_scope_state
+from advanced_alchemy.extensions.litestar.plugins.init.config.common import SESSION_SCOPE_KEY
 from litestar.datastructures import Cookie
 
 from app.admin.services import load_settings
@@ -51,19 +53,28 @@ class AuthMiddleware:
                 bearer = value[7:].decode("latin-1").strip()
         session_token = None if bearer else _cookie(scope, self.cookie)
         state = scope.setdefault("state", {})
-        async with self.maker() as db:
+        db = self.maker()
+        try:
             if bearer:
                 user = await services.token_user(db, bearer)
             elif session_token:
                 user = await services.session_user(db, session_token, self.idle, self.absolute)
+            if user is not None:
+                # Detached, as if read in a session of its own: a handler's rollback
+                # must not expire the user the templates and guards still read.
+                db.expunge(user)
             if scope["path"] != "/health":
-                # Every page needs the practice's settings: read them in this same
-                # session (one connection and transaction per request, not two).
+                # Every page needs the practice's settings: read them in this same session.
                 state["practice"] = await load_settings(db)
-        scope["user"] = user  # type: ignore[typeddict-unknown-key]
-        scope["auth"] = session_token if user is not None else None  # type: ignore[typeddict-unknown-key]
-        state["via_token"] = bool(bearer)
-        await self.app(scope, receive, send)
+            scope["user"] = user  # type: ignore[typeddict-unknown-key]
+            scope["auth"] = session_token if user is not None else None  # type: ignore[typeddict-unknown-key]
+            state["via_token"] = bool(bearer)
+            # The handler's ``db_session`` is this same session: one connection and
+            # one transaction per request instead of one for us and one for it.
+            set_aa_scope_state(scope, SESSION_SCOPE_KEY, db)
+            await self.app(scope, receive, send)
+        finally:
+            await db.close()
 
 
 def session_cookie(settings: Settings, token: str) -> Cookie:

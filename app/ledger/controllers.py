@@ -194,8 +194,8 @@ class LedgerPages(Controller):
             pay_from_credit=settle == "credit",
             pay_now_method=method if settle == "pay_now" else None,
         )
-        client = await _client_box(db_session, client_id)
         if errors:
+            client = await _client_box(db_session, client_id)
             return await self._charge_form(request, db_session, client, values, errors, 422)
         try:
             answer = await _register_charge(

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import begin_write
@@ -74,35 +74,49 @@ async def run_once(
         return answer
     for _attempt in range(2):
         await begin_write(session)
-        row = await session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
-            )
-        )
-        if row is not None:
-            stored = (row.request_hash, row.status_code, row.response_body)
-            await session.rollback()
-            return _replay(*stored, request_hash)
-        try:
-            row = IdempotencyKey(
+        # Claim the key: a twin request in flight makes this wait (PostgreSQL's
+        # unique index, SQLite's write lock) and then find its committed row.
+        claimed = await session.scalar(
+            _insert(session)
+            .values(
                 user_id=user_id, key=key, request_hash=request_hash, created_at=datetime.now(UTC)
             )
-            session.add(row)
-            await session.flush()
-        except IntegrityError:
-            # Someone committed the same key between our read and our insert.
+            .on_conflict_do_nothing(index_elements=["user_id", "key"])
+            .returning(IdempotencyKey.id)
+        )
+        if claimed is None:
+            row = await session.scalar(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+                )
+            )
+            stored = None if row is None else (row.request_hash, row.status_code, row.response_body)
             await session.rollback()
-            continue
+            if stored is None:
+                continue  # the row went away between the claim and the read: claim again
+            return _replay(*stored, request_hash)
         try:
             answer = await work()
-            row.status_code = answer.status_code
-            row.response_body = json.dumps(answer.body, default=str)
+            await session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.id == claimed)
+                .values(
+                    status_code=answer.status_code,
+                    response_body=json.dumps(answer.body, default=str),
+                )
+            )
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
         return answer
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT into the keys table in the dialect that knows ON CONFLICT."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(IdempotencyKey)
 
 
 def _replay(

@@ -287,6 +287,7 @@ async def register_charge(
         commission_bp = service.commission_bp
     description = description or recorded("Session")
 
+    settled = data.pay_from_credit or data.pay_now_method is not None
     charge = Charge(
         client_id=client.id,
         date=data.day,
@@ -294,15 +295,28 @@ async def register_charge(
         staff_id=data.staff_id,
         description=description[:300],
         amount_cents=data.amount_cents,
-        paid_cents=0,
+        # Settled at once: written paid, rather than inserted open and updated.
+        paid_cents=data.amount_cents if settled else 0,
         due_date=due,
-        status="open",
+        status="paid" if settled else "open",
         commission_bp=commission_bp,
         created_by_id=actor.id,
     )
     session.add(charge)
-    await session.flush()
-    session.add(
+    payment = None
+    if data.pay_now_method:
+        payment = Payment(
+            client_id=client.id,
+            amount_cents=data.amount_cents,
+            method=data.pay_now_method,
+            received_on=data.day,
+            reference=data.reference,
+            created_by_id=actor.id,
+            created_at=_now(),
+        )
+        session.add(payment)
+    await session.flush()  # the ids the entries and the allocation refer to
+    entries = [
         _entry(
             client.id,
             "charge",
@@ -313,11 +327,11 @@ async def register_charge(
             key=key,
             charge_id=charge.id,
         )
-    )
+    ]
     credit_delta, owed_delta = 0, data.amount_cents
     payment_result = None
     if data.pay_from_credit:
-        session.add(
+        entries.append(
             _entry(
                 client.id,
                 "credit_applied",
@@ -330,65 +344,45 @@ async def register_charge(
                 charge_id=charge.id,
             )
         )
+        credit_delta, owed_delta = -data.amount_cents, 0
+    elif payment is not None:
+        entries += [
+            _entry(
+                client.id,
+                "payment",
+                data.day,
+                actor,
+                credit_delta=data.amount_cents,
+                description=_payment_description(payment),
+                key=key,
+                payment_id=payment.id,
+            ),
+            _entry(
+                client.id,
+                "payment_applied",
+                data.day,
+                actor,
+                credit_delta=-data.amount_cents,
+                owed_delta=-data.amount_cents,
+                description=description,
+                key=key,
+                payment_id=payment.id,
+                charge_id=charge.id,
+            ),
+        ]
+        owed_delta = 0
+        payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
+    session.add_all(entries)  # one multi-row INSERT
+    if settled:
         session.add(
             Allocation(
                 charge_id=charge.id,
-                payment_id=None,
+                payment_id=payment.id if payment is not None else None,
                 amount_cents=data.amount_cents,
                 created_by_id=actor.id,
                 created_at=_now(),
             )
         )
-        credit_delta, owed_delta = -data.amount_cents, 0
-        charge.paid_cents, charge.status = data.amount_cents, "paid"
-    elif data.pay_now_method:
-        payment = Payment(
-            client_id=client.id,
-            amount_cents=data.amount_cents,
-            method=data.pay_now_method,
-            received_on=data.day,
-            reference=data.reference,
-            created_by_id=actor.id,
-            created_at=_now(),
-        )
-        session.add(payment)
-        await session.flush()
-        session.add_all(
-            [
-                _entry(
-                    client.id,
-                    "payment",
-                    data.day,
-                    actor,
-                    credit_delta=data.amount_cents,
-                    description=_payment_description(payment),
-                    key=key,
-                    payment_id=payment.id,
-                ),
-                _entry(
-                    client.id,
-                    "payment_applied",
-                    data.day,
-                    actor,
-                    credit_delta=-data.amount_cents,
-                    owed_delta=-data.amount_cents,
-                    description=description,
-                    key=key,
-                    payment_id=payment.id,
-                    charge_id=charge.id,
-                ),
-                Allocation(
-                    charge_id=charge.id,
-                    payment_id=payment.id,
-                    amount_cents=data.amount_cents,
-                    created_by_id=actor.id,
-                    created_at=_now(),
-                ),
-            ]
-        )
-        charge.paid_cents, charge.status = data.amount_cents, "paid"
-        owed_delta = 0
-        payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
     await _move_client(session, client.id, credit_delta, owed_delta)
     await session.flush()
     return charge, payment_result
