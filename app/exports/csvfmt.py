@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -33,7 +34,7 @@ DECIMALS = {"point": ".", "comma": ","}
 ENCODINGS = ("utf-8-sig", "utf-8", "latin-1")
 
 # What a spreadsheet may take as the start of a formula (or of a DDE payload).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,21 @@ def format_for_locale(locale: str) -> CsvFormat:
 
 
 def amount(cents: int, fmt: CsvFormat) -> str:
-    """Integer cents as a plain number with two decimals: ``-150.00`` or ``-150,00``.
+    """Integer cents as a plain number with two decimals: ``-150.00`` or ``-150,00``."""
+    return _amount(cents, fmt.decimal)
 
-    Integer arithmetic, exact like ``Decimal`` and never a float; it runs for
-    every amount cell of an export, so it stays this cheap.
-    """
+
+def amount_formatter(fmt: CsvFormat) -> Callable[[int], str]:
+    """``amount`` for one format, for a column of many cells."""
+    return functools.partial(_amount, decimal=fmt.decimal)
+
+
+def _amount(cents: int, decimal: str) -> str:
+    # Integer arithmetic, exact like ``Decimal`` and never a float; it runs for
+    # every amount cell of an export, so it stays this cheap.
     units, hundredths = divmod(abs(cents), 100)
     sign = "-" if cents < 0 else ""
-    return f"{sign}{units}{fmt.decimal}{hundredths:02d}"
+    return f"{sign}{units}{decimal}{hundredths:02d}"
 
 
 def percent(basis_points: int, fmt: CsvFormat) -> str:
@@ -109,7 +117,7 @@ def safe_text(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         return "'" + text
     return text
 
