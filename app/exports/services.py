@@ -87,10 +87,11 @@ class Column:
 
 @dataclass(frozen=True)
 class Layout:
-    """A file's columns and the query that reads its rows, oldest first."""
+    """A file's columns, the query that reads its rows and their order (oldest first)."""
 
     columns: tuple[Column, ...]
     rows: Callable[[list[Any], date, date], Select[Any]]
+    order: tuple[Any, ...]
 
     @property
     def values(self) -> list[Any]:
@@ -104,7 +105,6 @@ def _entry_rows(cells: list[Any], first: date, nxt: date) -> Select[Any]:
         .join(Client, Client.id == Entry.client_id)
         .outerjoin(User, User.id == Entry.user_id)
         .where(Entry.effective_date >= first, Entry.effective_date < nxt)
-        .order_by(Entry.effective_date, Entry.id)
     )
 
 
@@ -115,7 +115,6 @@ def _payment_rows(cells: list[Any], first: date, nxt: date) -> Select[Any]:
         .join(Client, Client.id == Payment.client_id)
         .outerjoin(User, User.id == Payment.created_by_id)
         .where(Payment.received_on >= first, Payment.received_on < nxt)
-        .order_by(Payment.received_on, Payment.id)
     )
 
 
@@ -127,16 +126,12 @@ def _charge_rows(cells: list[Any], first: date, nxt: date) -> Select[Any]:
         .outerjoin(Service, Service.id == Charge.service_id)
         .outerjoin(Staff, Staff.id == Charge.staff_id)
         .where(Charge.date >= first, Charge.date < nxt)
-        .order_by(Charge.date, Charge.id)
     )
 
 
 def _expense_rows(cells: list[Any], first: date, nxt: date) -> Select[Any]:
     return (
-        select(*cells)
-        .select_from(Expense)
-        .where(Expense.spent_on >= first, Expense.spent_on < nxt)
-        .order_by(Expense.spent_on, Expense.id)
+        select(*cells).select_from(Expense).where(Expense.spent_on >= first, Expense.spent_on < nxt)
     )
 
 
@@ -158,6 +153,7 @@ LAYOUTS: dict[str, Layout] = {
             Column("entry_id", NUMBER, Entry.id),
         ),
         _entry_rows,
+        (Entry.effective_date, Entry.id),
     ),
     "payments": Layout(
         (
@@ -173,6 +169,7 @@ LAYOUTS: dict[str, Layout] = {
             Column("recorded_by", TEXT, User.username),
         ),
         _payment_rows,
+        (Payment.received_on, Payment.id),
     ),
     "charges": Layout(
         (
@@ -196,6 +193,7 @@ LAYOUTS: dict[str, Layout] = {
             Column("currency", CURRENCY),
         ),
         _charge_rows,
+        (Charge.date, Charge.id),
     ),
     "expenses": Layout(
         (
@@ -207,6 +205,7 @@ LAYOUTS: dict[str, Layout] = {
             Column("note", TEXT, Expense.note),
         ),
         _expense_rows,
+        (Expense.spent_on, Expense.id),
     ),
 }
 
@@ -275,7 +274,7 @@ async def _python_chunks(
 
     Plain column tuples on the session's connection: no ORM loading to pay per row.
     """
-    query = layout.rows(layout.values, first, nxt)
+    query = layout.rows(layout.values, first, nxt).order_by(*layout.order)
     to_row = _python_cells(layout, job.fmt, job.currency)
     result = await connection.stream(query.execution_options(yield_per=CHUNK_ROWS))
     async for partition in result.partitions():
@@ -306,28 +305,51 @@ def _sql(constant: str) -> Any:
     return literal_column("'" + constant.replace("'", "''") + "'", Text)
 
 
-def _sql_cell(column: Column, fmt: CsvFormat, currency: str) -> Any:
+def _sql_cell(cell: str, value: Any, fmt: CsvFormat, currency: str, iso_dates: bool) -> Any:
     """The cell as ``csvfmt`` writes it, in SQL; an empty cell is NULL.
 
-    COPY quotes an empty string (``""``) to tell it from NULL, which the
-    csv module writes bare: so every empty text is made NULL.
+    COPY writes integers, numerics and (with ``DateStyle`` ISO) dates as
+    ``csvfmt`` does, so those go out as they are. COPY quotes an empty string
+    (``""``) to tell it from NULL, which the csv module writes bare: so every
+    empty text is made NULL.
     """
-    value = column.value
-    if column.cell == CURRENCY:
+    if cell == CURRENCY:
         return literal(currency, Text) if currency else null()
-    if column.cell == DATE:
-        return func.to_char(value, _sql("YYYY-MM-DD"))
-    if column.cell == NUMBER:
-        return cast(value, Text)
-    if column.cell == FLAG:
+    if cell == NUMBER:
+        return value
+    if cell == DATE:
+        return value if iso_dates else func.to_char(value, _sql("YYYY-MM-DD"))
+    if cell == FLAG:
         return case((value.is_(None), _sql("no")), else_=_sql("yes"))
-    if column.cell == AMOUNT:
+    if cell == AMOUNT:
         # cents × 0.01 is an exact numeric with two decimals: -0.05, 0.00, 1234.50.
-        number = cast(value * literal_column("0.01", Numeric), Text)
-        return number if fmt.decimal == "." else func.replace(number, _sql("."), _sql(fmt.decimal))
-    text = cast(value, Text)
-    formula = func.left(text, literal_column("1")).in_([_sql(c) for c in FORMULA_START])
-    return func.nullif(case((formula, _sql("'") + text), else_=text), _sql(""))
+        number = value * literal_column("0.01", Numeric)
+        if fmt.decimal == ".":
+            return number
+        return func.replace(cast(number, Text), _sql("."), _sql(fmt.decimal))
+    # ascii() is the first character's code (0 for an empty text): an integer test
+    # per cell, cheaper than comparing strings.
+    formula = func.ascii(value).in_([literal_column(str(ord(c))) for c in FORMULA_START])
+    return case((formula, _sql("'") + value), else_=func.nullif(value, _sql("")))
+
+
+def _copy_query(layout: Layout, job: Export, first: date, nxt: date, iso_dates: bool) -> Any:
+    """The file's SELECT for COPY: the rows read and sorted first, the cells formatted after.
+
+    Formatting in an outer query keeps PostgreSQL from sorting the wide, formatted
+    rows (a subquery with its own ORDER BY is not merged into the outer one).
+    """
+    values = [v.label(f"v{i}") for i, v in enumerate(layout.values)]
+    keys = [k.label(f"k{i}") for i, k in enumerate(layout.order)]
+    rows = layout.rows([*values, *keys], first, nxt).order_by(*layout.order).subquery("file")
+    found = iter(rows.c[f"v{i}"] for i in range(len(values)))
+    cells = [
+        _sql_cell(
+            c.cell, None if c.value is None else next(found), job.fmt, job.currency, iso_dates
+        )
+        for c in layout.columns
+    ]
+    return select(*cells).order_by(*(rows.c[f"k{i}"] for i in range(len(keys))))
 
 
 def _can_copy(connection: AsyncConnection) -> bool:
@@ -377,13 +399,11 @@ async def _copy_chunks(
     early cancels the COPY (asyncpg tells the server to stop).
     """
     fmt = job.fmt
-    cells = [_sql_cell(c, fmt, job.currency) for c in layout.columns]
-    query = layout.rows(cells, first, nxt)
-    compiled = query.compile(
-        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
-    )
-    args = [compiled.params[name] for name in compiled.positiontup or ()]
     raw = (await connection.get_raw_connection()).driver_connection
+    iso_dates = raw.get_settings().DateStyle.startswith("ISO")
+    query = _copy_query(layout, job, first, nxt, iso_dates)
+    compiled = query.compile(dialect=connection.dialect)
+    args = [compiled.params[name] for name in compiled.positiontup or ()]
     queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(COPY_QUEUE_CHUNKS)
 
     async def copy() -> None:
