@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -90,11 +89,6 @@ def amount(cents: int, fmt: CsvFormat) -> str:
     return _amount(cents, fmt.decimal)
 
 
-def amount_formatter(fmt: CsvFormat) -> Callable[[int], str]:
-    """``amount`` for one format, for a column of many cells."""
-    return functools.partial(_amount, decimal=fmt.decimal)
-
-
 def _amount(cents: int, decimal: str) -> str:
     # Integer arithmetic, exact like ``Decimal`` and never a float; it runs for
     # every amount cell of an export, so it stays this cheap.
@@ -129,6 +123,34 @@ def iso(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
     return value.isoformat()
+
+
+# --- whole columns at once: the same cells as above, for an export's thousands of rows ---
+
+
+def amounts(values: Sequence[int], fmt: CsvFormat) -> list[str]:
+    """``amount`` for each of ``values``."""
+    decimal = fmt.decimal
+    return [f"{'-' if c < 0 else ''}{abs(c) // 100}{decimal}{abs(c) % 100:02d}" for c in values]
+
+
+def safe_texts(values: Sequence[str | None]) -> list[str]:
+    """``safe_text`` for each of ``values`` (strings or ``None``)."""
+    return ["" if t is None else "'" + t if t.startswith(FORMULA_START) else t for t in values]
+
+
+def isos(values: Sequence[date | None]) -> list[str]:
+    """``iso`` for each of ``values``."""
+    if None in values:
+        return [iso(v) for v in values]
+    return list(map(date.isoformat, values))  # type: ignore[arg-type]  # no None here
+
+
+def numbers(values: Sequence[int | None]) -> list[str]:
+    """Integers (ids) as text; ``None`` is an empty cell."""
+    if None in values:
+        return ["" if v is None else str(v) for v in values]
+    return list(map(str, values))
 
 
 def slug(text: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -53,10 +53,12 @@ from app.exports.csvfmt import (
     CsvEncoder,
     CsvFormat,
     amount,
-    amount_formatter,
-    iso,
+    amounts,
+    isos,
+    numbers,
     percent,
     safe_text,
+    safe_texts,
 )
 from app.ledger.models import Charge, Entry, Payment
 from app.reports.services import commission_rows
@@ -66,8 +68,7 @@ CHUNK_ROWS = 2000
 # holds the database back instead of filling the worker's memory.
 COPY_QUEUE_CHUNKS = 8
 
-Row = list[str]
-Chunks = AsyncIterator[list[Row]]
+Chunks = AsyncIterator[Iterable[Sequence[str]]]
 
 # The kinds of cell a file holds, each written the same way by Python and by SQL.
 DATE, TEXT, AMOUNT, NUMBER, FLAG, CURRENCY = "date", "text", "amount", "number", "flag", "currency"
@@ -238,33 +239,37 @@ class Export:
 # --- Python: the rows through a cursor, formatted by csvfmt --------------------------------
 
 
-def _number(value: int | None) -> str:
-    return "" if value is None else str(value)
+def _flags(values: Sequence[object]) -> list[str]:
+    return ["no" if v is None else "yes" for v in values]
 
 
-def _flag(value: object) -> str:
-    return "no" if value is None else "yes"
+def _python_cells(
+    layout: Layout, fmt: CsvFormat, currency: str
+) -> Callable[[Sequence[Sequence[Any]]], Iterable[Sequence[str]]]:
+    """A function from a chunk of database rows (``layout.values``) to the file's rows.
 
-
-def _python_cells(layout: Layout, fmt: CsvFormat, currency: str) -> Callable[[Any], Row]:
-    """A function from one database row (``layout.values``) to the file's cells."""
-    writers: dict[str, Callable[[Any], str]] = {
-        DATE: iso,
-        TEXT: safe_text,
-        AMOUNT: amount_formatter(fmt),
-        NUMBER: _number,
-        FLAG: _flag,
+    Column by column: one comprehension per column instead of a call per cell.
+    """
+    writers: dict[str, Callable[[Any], list[str]]] = {
+        DATE: isos,
+        TEXT: safe_texts,
+        AMOUNT: lambda values: amounts(values, fmt),
+        NUMBER: numbers,
+        FLAG: _flags,
     }
     cells = [writers[c.cell] for c in layout.columns if c.value is not None]
     at = [i for i, c in enumerate(layout.columns) if c.cell == CURRENCY]
 
-    def row(values: Any) -> Row:
-        out = [write(v) for write, v in zip(cells, values, strict=True)]
+    def rows(chunk: Sequence[Sequence[Any]]) -> Iterable[Sequence[str]]:
+        if not chunk:
+            return []
+        by_column = zip(*chunk, strict=True)
+        columns = [write(values) for write, values in zip(cells, by_column, strict=True)]
         for i in at:
-            out.insert(i, currency)
-        return out
+            columns.insert(i, [currency] * len(chunk))
+        return zip(*columns, strict=True)
 
-    return row
+    return rows
 
 
 async def _python_chunks(
@@ -275,10 +280,10 @@ async def _python_chunks(
     Plain column tuples on the session's connection: no ORM loading to pay per row.
     """
     query = layout.rows(layout.values, first, nxt).order_by(*layout.order)
-    to_row = _python_cells(layout, job.fmt, job.currency)
+    to_rows = _python_cells(layout, job.fmt, job.currency)
     result = await connection.stream(query.execution_options(yield_per=CHUNK_ROWS))
     async for partition in result.partitions():
-        yield [to_row(r) for r in partition]
+        yield to_rows(partition)
 
 
 async def _commissions(session: AsyncSession, job: Export, first: date, nxt: date) -> Chunks:
