@@ -22,7 +22,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -33,7 +33,7 @@ DECIMALS = {"point": ".", "comma": ","}
 ENCODINGS = ("utf-8-sig", "utf-8", "latin-1")
 
 # What a spreadsheet may take as the start of a formula (or of a DDE payload).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,16 @@ def format_for_locale(locale: str) -> CsvFormat:
 
 
 def amount(cents: int, fmt: CsvFormat) -> str:
-    """Integer cents as a plain number with two decimals: ``-150.00`` or ``-150,00``.
+    """Integer cents as a plain number with two decimals: ``-150.00`` or ``-150,00``."""
+    return _amount(cents, fmt.decimal)
 
-    Integer arithmetic, exact like ``Decimal`` and never a float; it runs for
-    every amount cell of an export, so it stays this cheap.
-    """
+
+def _amount(cents: int, decimal: str) -> str:
+    # Integer arithmetic, exact like ``Decimal`` and never a float; it runs for
+    # every amount cell of an export, so it stays this cheap.
     units, hundredths = divmod(abs(cents), 100)
     sign = "-" if cents < 0 else ""
-    return f"{sign}{units}{fmt.decimal}{hundredths:02d}"
+    return f"{sign}{units}{decimal}{hundredths:02d}"
 
 
 def percent(basis_points: int, fmt: CsvFormat) -> str:
@@ -109,7 +111,7 @@ def safe_text(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
-    if text.startswith(_FORMULA_START):
+    if text.startswith(FORMULA_START):
         return "'" + text
     return text
 
@@ -121,6 +123,34 @@ def iso(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
     return value.isoformat()
+
+
+# --- whole columns at once: the same cells as above, for an export's thousands of rows ---
+
+
+def amounts(values: Sequence[int], fmt: CsvFormat) -> list[str]:
+    """``amount`` for each of ``values``."""
+    decimal = fmt.decimal
+    return [f"{'-' if c < 0 else ''}{abs(c) // 100}{decimal}{abs(c) % 100:02d}" for c in values]
+
+
+def safe_texts(values: Sequence[str | None]) -> list[str]:
+    """``safe_text`` for each of ``values`` (strings or ``None``)."""
+    return ["" if t is None else "'" + t if t.startswith(FORMULA_START) else t for t in values]
+
+
+def isos(values: Sequence[date | None]) -> list[str]:
+    """``iso`` for each of ``values``."""
+    if None in values:
+        return [iso(v) for v in values]
+    return list(map(date.isoformat, values))  # type: ignore[arg-type]  # no None here
+
+
+def numbers(values: Sequence[int | None]) -> list[str]:
+    """Integers (ids) as text; ``None`` is an empty cell."""
+    if None in values:
+        return ["" if v is None else str(v) for v in values]
+    return list(map(str, values))
 
 
 def slug(text: str) -> str:

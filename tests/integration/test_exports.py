@@ -367,15 +367,26 @@ async def test_a_big_month_is_streamed_in_chunks_with_every_row(client, admin, a
 
     job = exports.Export(what="charges", month=MONTH, fmt=CsvFormat(), currency="USD")
     chunks = [chunk async for chunk in exports.stream_csv(maker, job)]
-    # The header, then one chunk per server-side cursor batch of CHUNK_ROWS rows.
-    assert len(chunks) == 1 + -(-n // exports.CHUNK_ROWS)
+    copying = app.state.engine.dialect.name == "postgresql"
+    if copying:
+        # The header, then the rows as COPY hands them over: whole rows, a network read at a time.
+        assert len(chunks) >= 2 and all(chunk.endswith(b"\r\n") for chunk in chunks)
+    else:
+        # The header, then one chunk per server-side cursor batch of CHUNK_ROWS rows.
+        assert len(chunks) == 1 + -(-n // exports.CHUNK_ROWS)
     assert b"".join(chunks) == response.content
 
-    # On the wire: no Content-Length, the body sent as those chunks.
+    # On the wire: no Content-Length, the body sent as those chunks (COPY's fall where
+    # the network reads fall, so only the header is the same message each time).
     start, bodies = await asgi_get(app, client, "/exports/charges.csv", f"month={MONTH}")
     assert start["status"] == 200
     assert b"content-length" not in {name for name, _value in start["headers"]}
-    assert [b for b in bodies if b] == chunks
+    sent = [b for b in bodies if b]
+    assert b"".join(sent) == response.content
+    if copying:
+        assert len(sent) >= 2 and sent[0] == chunks[0]
+    else:
+        assert sent == chunks
 
 
 async def test_a_download_abandoned_midway_gives_its_connection_back(client, admin, app, maker):
@@ -447,3 +458,191 @@ async def asgi_get(
     start = next(m for m in messages if m["type"] == "http.response.start")
     bodies = [m.get("body", b"") for m in messages if m["type"] == "http.response.body"]
     return start, bodies
+
+
+# --- PostgreSQL writes the same bytes ---------------------------------------------------------
+
+AWKWARD_NAMES = (
+    'Ana "Aninha" Souza',
+    "Souza; Filhos",
+    "Souza, Filhos",
+    '=HYPERLINK("x")',
+    "+55 11",
+    "-2",
+    "@x",
+    "\ttabbed",
+    "\rreturned",
+    "Zoë Conceição ñ",
+    "Line\nbreak",
+    "Crlf\r\nbreak",
+    "Emoji 😀 Ω",
+)
+FORMATS = (
+    CsvFormat(),
+    CsvFormat(delimiter=";", decimal=",", encoding="utf-8-sig"),
+    CsvFormat(delimiter=",", decimal=",", encoding="utf-8"),
+    CsvFormat(delimiter="\t", decimal=".", encoding="latin-1"),
+)
+
+
+@pytest.fixture
+async def awkward_month(maker):  # type: ignore[no-untyped-def]
+    """February with every awkward cell: signs, zero, 0.05, formulas, quotes, breaks, accents."""
+    from datetime import UTC, datetime
+
+    from app.admin.models import Service
+    from app.auth.models import User
+    from app.expenses.models import Expense
+
+    now = datetime(2026, 2, 20, 12, tzinfo=UTC)
+    async with maker() as session:
+        users = [
+            User(username=name, display_name=name, role="admin", password_hash="-")
+            for name in ("desk", "=boss", "-dash")
+        ]
+        staff = [Staff(name=n, commission_bp=1000, active=True) for n in ("-Bruno", "Ana; Lima")]
+        services = [Service(name=n, active=True) for n in ('Massagem "50", min', "@Yoga\nduo")]
+        clients = []
+        for name in AWKWARD_NAMES:
+            name_key, search_text = search_fields(name, None, None)
+            clients.append(
+                Client(name=name, name_key=name_key, search_text=search_text, active=True)
+            )
+        session.add_all([*users, *staff, *services, *clients])
+        await session.flush()
+        texts = ["", "plain", 'a "quoted" word', "semi;colon, comma", "line1\nline2"]
+        texts += ["crlf\r\nend", "=1+1", "\tx", "ção", "trailing space ", "\\.", "'already"]
+        amounts = [5, 100, 1, 99, 123456, 1000000]
+        charges = []
+        for i, client in enumerate(clients * 2):
+            cents = amounts[i % len(amounts)]
+            status = ("open", "partial", "paid", "void")[i % 4]
+            paid = {"open": 0, "partial": cents // 2, "paid": cents, "void": 0}[status]
+            charges.append(
+                Charge(
+                    client_id=client.id,
+                    date=date(2026, 2, 1 + i % 28),
+                    due_date=date(2026, 3, 1 + i % 28),
+                    service_id=services[i % 2].id if i % 3 else None,
+                    staff_id=staff[i % 2].id if i % 4 else None,
+                    description=texts[i % len(texts)],
+                    amount_cents=cents,
+                    paid_cents=paid,
+                    status=status,
+                    commission_bp=0,
+                )
+            )
+        session.add_all(charges)
+        payments = [
+            Payment(
+                client_id=clients[i].id,
+                amount_cents=amounts[i % len(amounts)],
+                method=("cash", "card", "transfer", "pix", "other")[i % 5],
+                received_on=date(2026, 2, 1 + i),
+                reference=[None, "", "=cmd|' /C calc'!A0", 'ref "1"', "a;b\nc", "ok"][i % 6],
+                created_by_id=users[i % 3].id if i % 4 else None,
+                created_at=now,
+                reversed_at=now if i % 5 == 1 else None,
+            )
+            for i in range(len(clients))
+        ]
+        session.add_all(payments)
+        await session.flush()
+        deltas = [(0, 5), (-100, -100), (12345, 0), (0, -1), (-5, 0), (0, 0), (99, 1)]
+        for i, charge in enumerate(charges):
+            credit, owed = deltas[i % len(deltas)]
+            session.add(
+                Entry(
+                    client_id=charge.client_id,
+                    kind=["charge", "payment", "=kind", "allocation"][i % 4],
+                    amount_cents=credit - owed,
+                    credit_delta_cents=credit,
+                    owed_delta_cents=owed,
+                    effective_date=date(2026, 2, 1 + i % 28),
+                    description=texts[(i + 3) % len(texts)],
+                    charge_id=charge.id if i % 2 else None,
+                    payment_id=payments[i % len(payments)].id if i % 3 == 0 else None,
+                    user_id=users[i % 3].id if i % 5 else None,
+                    created_at=now,
+                )
+            )
+        for i, text in enumerate(texts):
+            session.add(
+                Expense(
+                    spent_on=date(2026, 2, 1 + i),
+                    amount_cents=amounts[i % len(amounts)],
+                    method="cash",
+                    category=text or "none",
+                    note=[None, text][i % 2],
+                    created_at=now,
+                )
+            )
+        await session.commit()
+
+
+async def whole_file(maker: Any, job: exports.Export, use_copy: bool | None = None) -> bytes:
+    return b"".join([chunk async for chunk in exports.stream_csv(maker, job, use_copy=use_copy)])
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_postgresql_copy_writes_the_same_bytes_as_python(maker, awkward_month):
+    for fmt in FORMATS:
+        for what in exports.EXPORTS:
+            job = exports.Export(what=what, month=MONTH, fmt=fmt, currency="BRL")
+            copied = await whole_file(maker, job, use_copy=True)
+            formatted = await whole_file(maker, job, use_copy=False)
+            assert copied.count(b"\r\n") > 1 or what == "commissions", (what, fmt)
+            assert copied == formatted, (what, fmt)
+    # With no currency code the column is empty in both, not quoted.
+    job = exports.Export(what="expenses", month=MONTH, fmt=CsvFormat(), currency="")
+    assert await whole_file(maker, job, True) == await whole_file(maker, job, False)
+
+
+async def test_awkward_cells_are_written_exactly(maker, awkward_month):
+    """The bytes themselves, on either path: quotes, breaks, guards, signs and empty cells."""
+    fmt = CsvFormat(delimiter=";", decimal=",", encoding="utf-8-sig")
+    job = exports.Export(what="charges", month=MONTH, fmt=fmt, currency="BRL")
+    charges = await whole_file(maker, job)
+    assert charges.startswith(b"\xef\xbb\xbfdate;charge_id;client_id;client_name;service;")
+    text = charges.decode("utf-8-sig")
+    rows = read_csv_text(text, ";")
+    assert [r["amount"] for r in rows[:6]] == [
+        "0,05",
+        "1,00",
+        "0,01",
+        "0,99",
+        "1234,56",
+        "10000,00",
+    ]
+    assert [r["open"] for r in rows[:4]] == ["0,05", "0,50", "0,00", "0,00"]
+    assert rows[0]["client_name"] == 'Ana "Aninha" Souza' and rows[0]["service"] == ""
+    assert rows[0]["staff"] == "" and rows[0]["description"] == ""
+    assert rows[3]["client_name"] == '\'=HYPERLINK("x")'
+    assert rows[9]["client_name"] == "Zoë Conceição ñ"
+    assert rows[10]["client_name"] == "Line\nbreak" and rows[11]["client_name"] == "Crlf\r\nbreak"
+    line = f";{rows[0]['charge_id']};{rows[0]['client_id']};"
+    assert f'\r\n2026-02-01{line}"Ana ""Aninha"" Souza";;;;0,05;0,00;0,05;open;' in text
+    assert '"Line\nbreak"' in text and '"Crlf\r\nbreak"' in text
+    assert ";'\ttabbed;" in text and ';"\'\rreturned";' in text
+    entries = read_csv(await download_job(maker, "entries", CsvFormat()), ",", "utf-8-sig")
+    assert {e["amount"] for e in entries} == {"-0.05", "0.00", "123.45", "0.01", "0.98"}
+    assert "'=kind" in {e["kind"] for e in entries}
+    assert {e["user"] for e in entries} == {"", "desk", "'=boss", "'-dash"}
+    latin = await download_job(maker, "charges", CsvFormat(delimiter="\t", encoding="latin-1"))
+    assert "Zoë Conceição ñ".encode("latin-1") in latin.content
+    assert b"Emoji ? ?" in latin.content
+
+
+def read_csv_text(text: str, delimiter: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+async def download_job(maker: Any, what: str, fmt: CsvFormat) -> Any:
+    """The file from the service, shaped like a response (``.content``)."""
+
+    class File:
+        def __init__(self, content: bytes) -> None:
+            self.content = content
+
+    job = exports.Export(what=what, month=MONTH, fmt=fmt, currency="BRL")
+    return File(await whole_file(maker, job))

@@ -104,3 +104,45 @@ def test_a_decimal_comma_with_a_comma_delimiter_is_quoted_and_reads_back():
     fmt = CsvFormat(delimiter=",", decimal=",", encoding="utf-8")
     data = CsvEncoder(fmt).encode([["x", csvfmt.amount(-15050, fmt)]])
     assert list(csv.reader(io.StringIO(data.decode()))) == [["x", "-150,50"]]
+
+
+def test_copy_rows_get_crlf_ends_but_breaks_inside_cells_stay_wherever_chunks_split():
+    """COPY ends rows with \\n; the file must read as the csv module writes it, however
+    the bytes arrive."""
+    from app.exports.services import _RowEnds
+
+    rows = [
+        ["1", 'say "hi"\nthere', "x"],
+        ["2", "crlf\r\ninside", '""'],
+        ["3", "plain", "a;b"],
+        ["4", '"\n"', "é"],
+    ]
+
+    def written(terminator: str) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator=terminator).writerows(rows)
+        return buffer.getvalue().encode()
+
+    copied, expected = written("\n"), written("\r\n")
+    assert copied != expected
+    for cut in range(len(copied) + 1):
+        for second_cut in (cut, min(len(copied), cut + 7)):
+            ends = _RowEnds()
+            parts = (copied[:cut], copied[cut:second_cut], copied[second_cut:])
+            assert b"".join(ends(bytearray(p)) for p in parts) == expected, (cut, second_cut)
+
+
+def test_copy_bytes_become_latin_1_with_question_marks_even_split_mid_character():
+    from app.exports.services import _recoder
+
+    assert _recoder(CsvFormat(encoding="utf-8-sig")) is None
+    assert _recoder(CsvFormat(encoding="utf-8")) is None
+    text = "Conceição 😀 Ω\r\n"
+    data = text.encode()
+    for cut in range(len(data) + 1):
+        recode = _recoder(CsvFormat(encoding="latin-1"))
+        assert recode is not None
+        out = recode(data[:cut]) + recode(data[cut:])
+        assert (
+            out == text.encode("latin-1", errors="replace") == "Conceição ? ?\r\n".encode("latin-1")
+        )
