@@ -347,16 +347,7 @@ async def register_charge(
         credit_delta, owed_delta = -data.amount_cents, 0
     elif payment is not None:
         entries += [
-            _entry(
-                client.id,
-                "payment",
-                data.day,
-                actor,
-                credit_delta=data.amount_cents,
-                description=_payment_description(payment),
-                key=key,
-                payment_id=payment.id,
-            ),
+            _payment_entry(payment, actor, key),
             _entry(
                 client.id,
                 "payment_applied",
@@ -386,6 +377,20 @@ async def register_charge(
     await _move_client(session, client.id, credit_delta, owed_delta)
     await session.flush()
     return charge, payment_result
+
+
+def _payment_entry(payment: Payment, actor: User, key: str | None) -> Entry:
+    """The journal line of money received: all of it is credit until allocated."""
+    return _entry(
+        payment.client_id,
+        "payment",
+        payment.received_on,
+        actor,
+        credit_delta=payment.amount_cents,
+        description=_payment_description(payment),
+        key=key,
+        payment_id=payment.id,
+    )
 
 
 def _payment_description(payment: Payment) -> str:
@@ -480,18 +485,7 @@ async def record_payment(
     )
     session.add(payment)
     await session.flush()
-    session.add(
-        _entry(
-            client.id,
-            "payment",
-            data.received_on,
-            actor,
-            credit_delta=data.amount_cents,
-            description=_payment_description(payment),
-            key=key,
-            payment_id=payment.id,
-        )
-    )
+    session.add(_payment_entry(payment, actor, key))
     result = PaymentResult(payment)
     left = data.amount_cents
     for charge in charges:
