@@ -18,7 +18,11 @@ class Client(AuditBase):
         CheckConstraint("credit_cents >= 0", name="credit_not_negative"),
         CheckConstraint("owed_cents >= 0", name="owed_not_negative"),
         Index("ix_clients_name_key", "name_key"),
-        Index("ix_clients_active_name", "active", "name_key"),
+        # The search walks names in order and filters on search_text read from this
+        # index alone (migration 0007; SQLite has search_text as a last key column).
+        Index(
+            "ix_clients_active_name", "active", "name_key", "id", postgresql_include=["search_text"]
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -30,7 +34,8 @@ class Client(AuditBase):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Lower-case, accent-free name: duplicate detection and sorting.
     name_key: Mapped[str] = mapped_column(String(200))
-    # name_key + phone digits + e-mail, searched with LIKE '%word%' (trigram index on PostgreSQL).
+    # name_key + phone digits + e-mail, searched with LIKE '%word%' (trigram index on PostgreSQL,
+    # and in ix_clients_active_name for the walk in name order).
     search_text: Mapped[str] = mapped_column(Text)
     # Running totals kept by the ledger in the same transaction as each Entry.
     credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -192,13 +192,21 @@ class ClientService:
         conditions = [Client.search_text.like(_contains(w), escape="/") for w in query_words(query)]
         if not archived:
             conditions.append(Client.active)
+        # The page's ids first, from ix_clients_active_name alone (name order and
+        # search text are both in it), then only those rows from the table.
+        page = (
+            select(Client.id, Client.name_key)
+            .where(*conditions)
+            .order_by(Client.name_key, Client.id)
+            .limit(limit + 1)
+            .offset(offset)
+            .subquery()
+        )
         rows = list(
             await self.session.scalars(
                 select(Client)
-                .where(*conditions)
-                .order_by(Client.name_key, Client.id)
-                .limit(limit + 1)
-                .offset(offset)
+                .join(page, page.c.id == Client.id)
+                .order_by(page.c.name_key, page.c.id)
             )
         )
         total = None
