@@ -146,10 +146,16 @@ def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def begin_write(session: AsyncSession) -> None:
     """Start the write transaction of a service method.
 
-    Ends any read transaction the request already had, then begins one that on
-    SQLite holds the write lock from its first statement (BEGIN IMMEDIATE).
-    Reads done before this call must be repeated inside it when they matter.
+    On SQLite, ends any read transaction the request already had, then begins
+    one that holds the write lock from its first statement (BEGIN IMMEDIATE).
+    On PostgreSQL every statement reads what is committed at that moment (READ
+    COMMITTED), so the request's read transaction simply goes on as the write
+    one: no COMMIT and BEGIN in between. Either way, reads done before this
+    call must be repeated inside it when they matter.
     """
+    if session.bind.dialect.name != "sqlite":
+        await session.connection()
+        return
     if session.in_transaction():
         await session.commit()
     await session.connection(execution_options={"saldo_write": True})
