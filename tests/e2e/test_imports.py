@@ -23,6 +23,15 @@ def spreadsheet(tag: str) -> bytes:
     ).encode()
 
 
+def settled(page: Page) -> None:
+    """Wait until HTMX has settled the last swap.
+
+    HTMX wires up swapped-in content when it settles (20 ms later): a change
+    made by the test inside that window would reach no handler and be lost.
+    """
+    expect(page.locator(".htmx-settling, .htmx-request")).to_have_count(0)
+
+
 def test_owner_uploads_a_spreadsheet_dry_runs_it_and_imports_it(
     tablet: Page,
     live_server: Any,
@@ -47,13 +56,16 @@ def test_owner_uploads_a_spreadsheet_dry_runs_it_and_imports_it(
     expect(tablet.locator("#dry-run")).to_be_visible()
     expect(tablet.locator("#line-4")).to_contain_text("formula")
     expect(tablet.locator("[data-testid=invalid]")).to_have_text("1")
+    settled(tablet)
 
     # Changing a column's meaning runs the dry run again by itself.
     tablet.select_option("#f-col_3", "ignore")
     expect(tablet.locator("[data-testid=new-payments]")).to_have_text("$0.00")
+    settled(tablet)
     tablet.select_option("#f-col_3", "payment_amount")
     expect(tablet.locator("#line-2")).to_contain_text("payment")
     screenshot("import-dry-run")
+    settled(tablet)
 
     tablet.check("input[name=skip_invalid]")
     tablet.locator("#import-button").click()
