@@ -143,6 +143,24 @@ def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def read_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read (GET, HEAD): on PostgreSQL in autocommit.
+
+    Under READ COMMITTED every statement already reads what is committed at
+    that moment, so a read-only request loses nothing without a transaction
+    and saves two round trips (BEGIN, ROLLBACK). Should such a request write
+    after all, ``begin_write`` gives it a real transaction. SQLite keeps its
+    read transaction: there it is what keeps a page's reads consistent.
+    """
+    if engine.dialect.name == "sqlite":
+        return session_maker(engine)
+    return session_maker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def _autocommit(session: AsyncSession) -> bool:
+    return session.bind.sync_engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 async def begin_write(session: AsyncSession) -> None:
     """Start the write transaction of a service method.
 
@@ -150,11 +168,17 @@ async def begin_write(session: AsyncSession) -> None:
     one that holds the write lock from its first statement (BEGIN IMMEDIATE).
     On PostgreSQL every statement reads what is committed at that moment (READ
     COMMITTED), so the request's read transaction simply goes on as the write
-    one: no COMMIT and BEGIN in between. Either way, reads done before this
-    call must be repeated inside it when they matter.
+    one: no COMMIT and BEGIN in between (a read-only request's autocommit
+    session, see ``read_session_maker``, begins one here). Either way, reads
+    done before this call must be repeated inside it when they matter.
     """
     if session.bind.dialect.name != "sqlite":
-        await session.connection()
+        if not _autocommit(session):
+            await session.connection()
+            return
+        if session.in_transaction():
+            await session.commit()  # nothing to commit: gives back the autocommit connection
+        await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
         return
     if session.in_transaction():
         await session.commit()

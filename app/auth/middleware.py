@@ -11,6 +11,8 @@ from litestar.datastructures import Cookie
 
 from app.admin.services import load_settings
 from app.auth import services
+from app.auth.guards import SAFE_METHODS
+from app.db import read_session_maker
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -37,6 +39,7 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.maker = maker
+        self.read_maker = read_session_maker(maker.kw["bind"])
         self.cookie = settings.session_cookie
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.absolute = timedelta(hours=settings.session_absolute_hours)
@@ -53,7 +56,7 @@ class AuthMiddleware:
                 bearer = value[7:].decode("latin-1").strip()
         session_token = None if bearer else _cookie(scope, self.cookie)
         state = scope.setdefault("state", {})
-        db = self.maker()
+        db = self.read_maker() if scope["method"] in SAFE_METHODS else self.maker()
         try:
             if bearer:
                 user = await services.token_user(db, bearer)
