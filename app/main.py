@@ -32,7 +32,7 @@ from app.clients.controllers import ClientApiController, ClientController
 from app.clients.privacy_controllers import ClientPrivacyController
 from app.collecting.controllers import CollectingApi, CollectingPages
 from app.config import Settings, load_settings
-from app.db import alchemy_config, create_engine, session_maker
+from app.db import alchemy_config, create_engine, read_session_maker, session_maker
 from app.expenses.controllers import ExpensePages
 from app.exports.controllers import ExportController
 from app.imports.controllers import ImportPages
@@ -142,7 +142,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=_route_handlers(),
         plugins=[SQLAlchemyPlugin(config=alchemy_config(settings, engine)), HTMXPlugin()],
         middleware=[
-            DefineMiddleware(AuthMiddleware, settings=settings, maker=maker),
+            DefineMiddleware(
+                AuthMiddleware,
+                settings=settings,
+                maker=maker,
+                read_maker=read_session_maker(engine),
+            ),
             formatting,
             DefineMiddleware(SaldoCSRFMiddleware, config=csrf),
         ],

@@ -12,7 +12,6 @@ from litestar.datastructures import Cookie
 from app.admin.services import load_settings
 from app.auth import services
 from app.auth.guards import SAFE_METHODS
-from app.db import read_session_maker
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -35,11 +34,15 @@ class AuthMiddleware:
     """Sets ``scope["user"]`` (None when anonymous). Refusing is the guard's job."""
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, maker: async_sessionmaker[AsyncSession]
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        maker: async_sessionmaker[AsyncSession],
+        read_maker: async_sessionmaker[AsyncSession],
     ) -> None:
         self.app = app
         self.maker = maker
-        self.read_maker = read_session_maker(maker.kw["bind"])
+        self.read_maker = read_maker  # for GET and HEAD: see app.db.read_session_maker
         self.cookie = settings.session_cookie
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.absolute = timedelta(hours=settings.session_absolute_hours)

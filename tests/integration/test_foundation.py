@@ -26,13 +26,14 @@ from app.auth import services as auth_services
 from app.auth.models import User
 from app.clients.models import Client
 from app.config import Settings
-from app.db import begin_write, create_engine
+from app.db import begin_write, create_engine, read_session_maker, session_maker
 from app.ledger.models import Allocation, Charge, Entry
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PASSWORD = "correct horse battery"  # what the make_user and login fixtures use
 only_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+only_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 def _cli(*args: str, stdin: str, settings: Settings) -> subprocess.CompletedProcess[str]:
@@ -221,6 +222,26 @@ async def test_a_plain_read_leaves_the_sqlite_write_lock_free(
         await session.scalar(select(User.id))
         assert session.in_transaction()
         assert _try_write_lock(db_url)
+
+
+@only_postgresql
+async def test_a_read_only_request_has_no_transaction_until_begin_write(
+    settings: Settings,
+) -> None:
+    xact = text("SELECT pg_current_xact_id()::text")
+    engine = create_engine(settings)
+    try:
+        async with read_session_maker(engine)() as session:
+            # Autocommit: each statement is a transaction of its own.
+            assert await session.scalar(xact) != await session.scalar(xact)
+            await begin_write(session)
+            assert await session.scalar(xact) == await session.scalar(xact)
+            await session.rollback()
+        # The connection went back to the pool with its usual isolation.
+        async with session_maker(engine)() as session:
+            assert await session.scalar(xact) == await session.scalar(xact)
+    finally:
+        await engine.dispose()
 
 
 async def test_foreign_keys_are_enforced(maker: async_sessionmaker[AsyncSession]) -> None:
