@@ -107,7 +107,7 @@ def load_settings() -> Settings:
         smtp_password=os.environ.get("SMTP_PASSWORD") or None,
         smtp_from=os.environ.get("SMTP_FROM") or None,
         smtp_starttls=os.environ.get("SMTP_STARTTLS", "true").lower() != "false",
-        db_pool_size=_int("DB_POOL_SIZE", 10),
+        db_pool_size=_int("DB_POOL_SIZE", 20),
         backup_dir=Path(os.environ.get("BACKUP_DIR") or data_dir / "backups").resolve(),
         # At least the backup just made is kept.
         backup_keep=max(1, _int("BACKUP_KEEP", 14)),
