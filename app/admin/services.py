@@ -89,9 +89,40 @@ class PracticeSettings:
 _FIELDS = {f.name: f for f in fields(PracticeSettings)}
 
 
+_SETTINGS_ROWS = select(Setting.key, Setting.value)
+
+# Whether the settings changed since a process last read them: every save goes
+# through the ORM, which sets updated_at, and settings are never deleted.
+SETTINGS_STAMP = (
+    select(func.count(Setting.id)).scalar_subquery(),
+    select(func.max(Setting.updated_at)).scalar_subquery(),
+)
+
+
 async def load_settings(session: AsyncSession) -> PracticeSettings:
-    rows = await session.execute(select(Setting.key, Setting.value))
+    rows = await session.execute(_SETTINGS_ROWS)
     return _settings_from(tuple(sorted((key, value) for key, value in rows)))
+
+
+class SettingsCache:
+    """The practice settings as this process last read them, and the stamp they were read at.
+
+    Every page needs them; the auth middleware reads the stamp in the same
+    statement as the login session, so an unchanged stamp spares a query.
+    A stamp read before a concurrent save only makes the next request read again.
+    """
+
+    def __init__(self) -> None:
+        self._stamp: tuple[Any, ...] | None = None
+        self._value: PracticeSettings | None = None
+
+    async def get(self, session: AsyncSession, stamp: tuple[Any, ...] | None) -> PracticeSettings:
+        if stamp is not None and stamp == self._stamp and self._value is not None:
+            return self._value
+        value = await load_settings(session)
+        if stamp is not None:
+            self._stamp, self._value = stamp, value
+        return value
 
 
 @lru_cache(maxsize=8)

@@ -9,7 +9,7 @@ from advanced_alchemy.extensions.litestar._utils import set_aa_scope_state
 from advanced_alchemy.extensions.litestar.plugins.init.config.common import SESSION_SCOPE_KEY
 from litestar.datastructures import Cookie
 
-from app.admin.services import load_settings
+from app.admin.services import SETTINGS_STAMP, SettingsCache
 from app.auth import services
 from app.auth.guards import SAFE_METHODS
 
@@ -46,6 +46,9 @@ class AuthMiddleware:
         self.cookie = settings.session_cookie
         self.idle = timedelta(minutes=settings.session_idle_minutes)
         self.absolute = timedelta(hours=settings.session_absolute_hours)
+        # The practice settings' stamp comes along with the login session.
+        self.lookup = services.session_lookup(*SETTINGS_STAMP)
+        self.practice = SettingsCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
@@ -60,18 +63,22 @@ class AuthMiddleware:
         session_token = None if bearer else _cookie(scope, self.cookie)
         state = scope.setdefault("state", {})
         db = self.read_maker() if scope["method"] in SAFE_METHODS else self.maker()
+        stamp = None
         try:
             if bearer:
                 user = await services.token_user(db, bearer)
             elif session_token:
-                user = await services.session_user(db, session_token, self.idle, self.absolute)
+                user, stamp = await services.session_user(
+                    db, session_token, self.idle, self.absolute, self.lookup
+                )
             if user is not None:
                 # Detached, as if read in a session of its own: a handler's rollback
                 # must not expire the user the templates and guards still read.
                 db.expunge(user)
             if scope["path"] != "/health":
-                # Every page needs the practice's settings: read them in this same session.
-                state["practice"] = await load_settings(db)
+                # Every page needs the practice's settings: this same session reads
+                # them when they changed since this process last did.
+                state["practice"] = await self.practice.get(db, stamp)
             scope["user"] = user  # type: ignore[typeddict-unknown-key]
             scope["auth"] = session_token if user is not None else None  # type: ignore[typeddict-unknown-key]
             state["via_token"] = bool(bearer)

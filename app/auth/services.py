@@ -12,10 +12,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
@@ -234,33 +235,57 @@ async def end_session(session: AsyncSession, token: str, user: User, ip: str | N
     await session.commit()
 
 
-async def session_user(
-    session: AsyncSession, token: str, idle: timedelta, absolute: timedelta
-) -> User | None:
-    """The user behind a session cookie, or None when it is unknown, idle, too old or revoked."""
-    at = now()
-    row = await session.scalar(
-        select(AuthSession).where(AuthSession.token_hash == token_hash(token))
+# Built once: building a statement costs the app more CPU than sending it.
+_SESSION_USER = (
+    select(
+        User,
+        AuthSession.id,
+        AuthSession.auth_epoch,
+        AuthSession.created_at,
+        AuthSession.last_seen_at,
     )
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(AuthSession.token_hash == bindparam("token_hash"))
+)
+
+
+def session_lookup(*also: ColumnElement[Any]) -> Select[Any]:
+    """The statement ``session_user`` runs, reading ``also`` in the same round trip."""
+    return _SESSION_USER.add_columns(*also)
+
+
+async def session_user(
+    session: AsyncSession,
+    token: str,
+    idle: timedelta,
+    absolute: timedelta,
+    lookup: Select[Any] = _SESSION_USER,
+) -> tuple[User | None, tuple[Any, ...] | None]:
+    """The user behind a session cookie (None when unknown, idle, too old or revoked).
+
+    Also the values of the extra columns of ``lookup`` (see ``session_lookup``),
+    or None when the session is unknown.
+    """
+    at = now()
+    row = (await session.execute(lookup, {"token_hash": token_hash(token)})).first()
     if row is None:
-        return None
-    user = row.user
+        return None, None
+    user, row_id, auth_epoch, created_at, last_seen_at, *also = row
     if (
         not user.active
-        or row.auth_epoch != user.auth_epoch
-        or at - row.last_seen_at > idle
-        or at - row.created_at > absolute
+        or auth_epoch != user.auth_epoch
+        or at - last_seen_at > idle
+        or at - created_at > absolute
     ):
-        return None
-    if at - row.last_seen_at > TOUCH_EVERY:
+        return None, tuple(also)
+    if at - last_seen_at > TOUCH_EVERY:
         # A fresh write transaction: upgrading this read one could fail on SQLite.
-        row_id = row.id
         await begin_write(session)
         await session.execute(
             update(AuthSession).where(AuthSession.id == row_id).values(last_seen_at=at)
         )
         await session.commit()
-    return user
+    return user, tuple(also)
 
 
 async def token_user(session: AsyncSession, token: str) -> User | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 from advanced_alchemy.exceptions import NotFoundError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import Integer, Select, String, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Service, Staff
@@ -71,6 +72,33 @@ def _contains(word: str) -> str:
     """A LIKE pattern for "contains ``word``", with the user's % and _ taken literally."""
     escaped = word.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%{escaped}%"
+
+
+@lru_cache(maxsize=32)
+def _search_statements(words: int, archived: bool) -> tuple[Select[Any], Select[Any]]:
+    """The search's page and count statements for ``words`` words, built once.
+
+    The search runs at every keystroke; building the statement cost more CPU
+    than sending it. Parameters: ``w0``… (LIKE patterns), ``limit``, ``offset``.
+    The page's ids come first, from ix_clients_active_name alone (name order and
+    search text are both in it); then only those rows are read from the table.
+    """
+    conditions = [
+        Client.search_text.like(bindparam(f"w{i}", type_=String), escape="/") for i in range(words)
+    ]
+    if not archived:
+        conditions.append(Client.active)
+    page = (
+        select(Client.id, Client.name_key)
+        .where(*conditions)
+        .order_by(Client.name_key, Client.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery()
+    )
+    rows = select(Client).join(page, page.c.id == Client.id).order_by(page.c.name_key, page.c.id)
+    count = select(func.count()).select_from(Client).where(*conditions)
+    return rows, count
 
 
 def normalise_phone(phone: str, country_code: str) -> str:
@@ -189,31 +217,13 @@ class ClientService:
         with the others). One query for the rows (one more row than asked tells
         whether there are more), plus one count when ``count`` is true.
         """
-        conditions = [Client.search_text.like(_contains(w), escape="/") for w in query_words(query)]
-        if not archived:
-            conditions.append(Client.active)
-        # The page's ids first, from ix_clients_active_name alone (name order and
-        # search text are both in it), then only those rows from the table.
-        page = (
-            select(Client.id, Client.name_key)
-            .where(*conditions)
-            .order_by(Client.name_key, Client.id)
-            .limit(limit + 1)
-            .offset(offset)
-            .subquery()
-        )
+        words = query_words(query)
+        rows_stmt, count_stmt = _search_statements(len(words), archived)
+        params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
         rows = list(
-            await self.session.scalars(
-                select(Client)
-                .join(page, page.c.id == Client.id)
-                .order_by(page.c.name_key, page.c.id)
-            )
+            await self.session.scalars(rows_stmt, {**params, "limit": limit + 1, "offset": offset})
         )
-        total = None
-        if count:
-            total = await self.session.scalar(
-                select(func.count()).select_from(Client).where(*conditions)
-            )
+        total = await self.session.scalar(count_stmt, params) if count else None
         return ClientPage(items=rows[:limit], total=total, more=len(rows) > limit)
 
     async def same_name(self, name: str) -> list[Client]:

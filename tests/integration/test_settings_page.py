@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin import services as admin
@@ -197,3 +197,35 @@ async def test_only_admins_reach_the_settings(
     assert (await client.get("/admin/settings")).status_code == 403
     assert (await post_settings(client, csrf)).status_code == 403
     assert (await stored(maker)).practice_name == "My practice"
+
+
+async def test_settings_saved_by_another_process_show_on_the_next_page(
+    client: AsyncTestClient[Litestar], login: Any, maker: Any
+) -> None:
+    """Each process keeps the settings it read, and reads them again once they changed.
+
+    ``maker`` stands for another worker process: its save is what this app's
+    next page must show, with no restart.
+    """
+    admin_user = await login(client, "admin")
+    statements: list[str] = []
+    engine = client.app.state.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    assert ">My practice</a>" in (await client.get("/")).text
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert ">My practice</a>" in (await client.get("/")).text
+        # Unchanged: the stamp read with the login session spares reading them.
+        assert not [s for s in statements if s.startswith("SELECT settings.key")]
+
+        async with maker() as db:
+            await admin.save_settings(db, {"practice_name": "Clínica Lua"}, admin_user, None)
+        assert ">Clínica Lua</a>" in (await client.get("/")).text
+        async with maker() as db:
+            await admin.save_settings(db, {"practice_name": "Clínica Sol"}, admin_user, None)
+        assert ">Clínica Sol</a>" in (await client.get("/")).text
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
