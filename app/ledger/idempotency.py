@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,12 +77,13 @@ async def run_once(
         # Claim the key: a twin request in flight makes this wait (PostgreSQL's
         # unique index, SQLite's write lock) and then find its committed row.
         claimed = await session.scalar(
-            _insert(session)
-            .values(
-                user_id=user_id, key=key, request_hash=request_hash, created_at=datetime.now(UTC)
-            )
-            .on_conflict_do_nothing(index_elements=["user_id", "key"])
-            .returning(IdempotencyKey.id)
+            _CLAIM[session.bind.dialect.name == "postgresql"],
+            {
+                "user_id": user_id,
+                "key": key,
+                "request_hash": request_hash,
+                "created_at": datetime.now(UTC),
+            },
         )
         if claimed is None:
             row = await session.scalar(
@@ -98,12 +99,12 @@ async def run_once(
         try:
             answer = await work()
             await session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.id == claimed)
-                .values(
-                    status_code=answer.status_code,
-                    response_body=json.dumps(answer.body, default=str),
-                )
+                _ANSWER,
+                {
+                    "key_id": claimed,
+                    "status_code": answer.status_code,
+                    "response_body": json.dumps(answer.body, default=str),
+                },
             )
             await session.commit()
         except BaseException:
@@ -113,10 +114,24 @@ async def run_once(
     raise RuntimeError("idempotency key raced twice")  # pragma: no cover
 
 
-def _insert(session: AsyncSession) -> Any:
-    """INSERT into the keys table in the dialect that knows ON CONFLICT."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(IdempotencyKey)
+def _claim(dialect: Any) -> Any:
+    """INSERT the key unless it is there, in the dialect that knows ON CONFLICT."""
+    values = {c: bindparam(c) for c in ("user_id", "key", "request_hash", "created_at")}
+    return (
+        dialect.insert(IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+
+
+# Built once, by "is it PostgreSQL": every money request sends them.
+_CLAIM = {True: _claim(postgresql), False: _claim(sqlite)}
+_ANSWER = (
+    update(IdempotencyKey)
+    .where(IdempotencyKey.id == bindparam("key_id"))
+    .values(status_code=bindparam("status_code"), response_body=bindparam("response_body"))
+)
 
 
 def _replay(
