@@ -381,6 +381,10 @@ def wrk(
     }
 
 
+# Names no generated client has: reception about to add a new client.
+NOBODY = ("zelia quint", "wagner tobi", "yolanda per", "xavier")
+
+
 def search_queries(f: dict[str, Any], count: int = 3000, seed: int = 8) -> list[str]:
     """What reception types to find clients who exist, without accents, as they type it.
 
@@ -410,7 +414,7 @@ def search_queries(f: dict[str, Any], count: int = 3000, seed: int = 8) -> list[
             start = rng.randint(len(phone) - 8, len(phone) - 4)
             out.append(phone[start : start + rng.randint(4, 6)])
         else:
-            out.append(rng.choice(("zelia quint", "wagner tobi", "yolanda per", "xavier")))
+            out.append(rng.choice(NOBODY))
     return [urllib.parse.quote_plus(q) for q in out]
 
 

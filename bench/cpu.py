@@ -1,0 +1,142 @@
+"""The app's own CPU per request, without HTTP, wrk or a second process in the way.
+
+    python bench/cpu.py --db saldo50k search        # the search fragment, rotating queries
+    python bench/cpu.py --db saldo50k pay           # register and pay, 300 POSTs
+    python bench/cpu.py --db saldo50k search --profile   # and where it goes (cProfile)
+
+Builds the app in this process, logs the bench reception user in through the service
+(a real session row, a real CSRF token), then calls the app as ASGI one
+request at a time and divides ``time.process_time()`` by the requests: the
+app's CPU (SQLAlchemy, asyncpg, Litestar, templates), not PostgreSQL's. It
+moves by tenths of a millisecond between runs; compare a change against its
+before in back-to-back runs. ``pay`` writes real charges (one per POST,
+spread over 5,000 active clients, dated today), as the wrk benchmark does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import itertools
+import logging
+import os
+import pstats
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+import pg  # noqa: E402
+import run  # noqa: E402
+
+
+async def _call(app: Any, method: str, target: str, headers: list, body: bytes = b"") -> int:
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": query.encode(), "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bench", choices=["search", "pay"])
+    ap.add_argument("--db", default="saldo50k")
+    ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300)")
+    ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    args = ap.parse_args()
+    facts = run.facts(args.db, None)
+    os.environ.update(
+        DATABASE_URL=facts["url"],
+        SECRET_KEY="bench-" + "k" * 58,
+        SALDO_DATA_DIR=str(pg.BENCH_ROOT / "appdata"),
+    )
+    from litestar.middleware.csrf import generate_csrf_token
+    from sqlalchemy import select
+
+    from app.auth import services as auth
+    from app.auth.models import User
+    from app.main import create_app
+
+    app = create_app()
+    logging.getLogger("saldo.access").setLevel(logging.WARNING)
+    settings = app.state.settings
+    async with app.state.session_maker() as session:
+        user = await session.scalar(select(User).where(User.username == facts["reception"]))
+        token = await auth.start_session(session, user, "127.0.0.1", "bench/cpu.py", None)
+    csrf = generate_csrf_token(secret=settings.secret_key)
+    cookie = f"{settings.session_cookie}={token}; {settings.csrf_cookie}={csrf}".encode()
+
+    if args.bench == "search":
+        queries = itertools.cycle(run.search_queries(facts))
+        headers = [
+            (b"host", b"127.0.0.1"), (b"cookie", cookie), (b"hx-request", b"true"),
+            (b"hx-target", b"client-results"), (b"accept", b"*/*"),
+        ]  # fmt: skip
+
+        async def one() -> int:
+            return await _call(app, "GET", f"/clients?q={next(queries)}", headers)
+
+        n, ok = args.n or 1500, 200
+    else:
+        sql = "SELECT id FROM clients WHERE active ORDER BY id LIMIT 5000"
+        clients = itertools.cycle([row[0] for row in run._rows(facts, sql)])
+        today = time.strftime("%Y-%m-%d")
+
+        async def one() -> int:
+            form = {
+                "client_id": str(next(clients)), "service_id": "1", "staff_id": "1",
+                "amount": "150,00", "date": today, "settle": "pay_now", "method": "cash",
+                "idempotency_key": str(uuid.uuid4()), "_csrf_token": csrf,
+            }  # fmt: skip
+            body = urllib.parse.urlencode(form).encode()
+            headers = [
+                (b"host", b"127.0.0.1"), (b"cookie", cookie),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+            ]  # fmt: skip
+            return await _call(app, "POST", "/charges/new", headers, body)
+
+        n, ok = args.n or 300, 303
+
+    for _ in range(max(20, n // 10)):  # warm: prepared statements, caches
+        assert await one() == ok
+    profile = cProfile.Profile() if args.profile else None
+    started = time.process_time()
+    if profile:
+        profile.enable()
+    for _ in range(n):
+        status = await one()
+        assert status == ok, status
+    if profile:
+        profile.disable()
+    spent = time.process_time() - started
+    await app.state.engine.dispose()
+    print(f"{args.bench} on {facts['dataset']}: app CPU {spent / n * 1000:.2f} ms per request")
+    if profile:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
