@@ -43,7 +43,7 @@ class ClientController(Controller):
         q: str = "",
         archived: bool = False,
     ) -> Template:
-        results = await ClientService(db_session).search(q, archived=archived)
+        results = await ClientService(db_session).search(q, archived=archived, summary=True)
         context = {"q": q, "archived": archived, "results": results}
         if wants_fragment(request, "client-results"):
             return Template("clients/_results.html", context=context)

@@ -74,14 +74,28 @@ def _contains(word: str) -> str:
     return f"%{escaped}%"
 
 
-@lru_cache(maxsize=32)
-def _search_statements(words: int, archived: bool) -> tuple[Select[Any], Select[Any]]:
+# What a list of search results shows of each client (rows, not ORM objects: the
+# search box asks at every keystroke, and loading objects cost a fifth of it).
+SUMMARY_COLUMNS = (
+    Client.id,
+    Client.name,
+    Client.phone,
+    Client.active,
+    (Client.credit_cents - Client.owed_cents).label("balance_cents"),
+)
+
+
+@lru_cache(maxsize=64)
+def _search_statements(
+    words: int, archived: bool, summary: bool = False
+) -> tuple[Select[Any], Select[Any]]:
     """The search's page and count statements for ``words`` words, built once.
 
     The search runs at every keystroke; building the statement cost more CPU
     than sending it. Parameters: ``w0``… (LIKE patterns), ``limit``, ``offset``.
     The page's ids come first, from ix_clients_active_name alone (name order and
-    search text are both in it); then only those rows are read from the table.
+    search text are both in it); then only those rows are read from the table:
+    whole clients, or with ``summary`` the columns a list of results shows.
     """
     conditions = [
         Client.search_text.like(bindparam(f"w{i}", type_=String), escape="/") for i in range(words)
@@ -96,7 +110,8 @@ def _search_statements(words: int, archived: bool) -> tuple[Select[Any], Select[
         .offset(bindparam("offset", type_=Integer))
         .subquery()
     )
-    rows = select(Client).join(page, page.c.id == Client.id).order_by(page.c.name_key, page.c.id)
+    shown = SUMMARY_COLUMNS if summary else (Client,)
+    rows = select(*shown).join(page, page.c.id == Client.id).order_by(page.c.name_key, page.c.id)
     count = select(func.count()).select_from(Client).where(*conditions)
     return rows, count
 
@@ -133,7 +148,7 @@ class ClientInput:
 class ClientPage:
     """One page of search results."""
 
-    items: list[Client]
+    items: list[Any]  # clients, or rows of SUMMARY_COLUMNS (search(summary=True))
     # Only counted when asked for (the API); the search box uses ``more`` instead.
     total: int | None
     more: bool
@@ -209,20 +224,24 @@ class ClientService:
         limit: int = SEARCH_LIMIT,
         offset: int = 0,
         count: bool = False,
+        summary: bool = False,
     ) -> ClientPage:
         """Clients whose search text contains every word of ``query``, ordered by name.
 
         Case and accents are ignored; digit words match phone digits. Archived
         clients are left out unless ``archived`` is true (then they are listed
         with the others). One query for the rows (one more row than asked tells
-        whether there are more), plus one count when ``count`` is true.
+        whether there are more), plus one count when ``count`` is true. With
+        ``summary`` the items are rows of SUMMARY_COLUMNS (id, name, phone,
+        active, balance_cents) instead of clients.
         """
         words = query_words(query)
-        rows_stmt, count_stmt = _search_statements(len(words), archived)
+        rows_stmt, count_stmt = _search_statements(len(words), archived, summary)
         params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
-        rows = list(
-            await self.session.scalars(rows_stmt, {**params, "limit": limit + 1, "offset": offset})
+        result = await self.session.execute(
+            rows_stmt, {**params, "limit": limit + 1, "offset": offset}
         )
+        rows = list(result.all() if summary else result.scalars())
         total = await self.session.scalar(count_stmt, params) if count else None
         return ClientPage(items=rows[:limit], total=total, more=len(rows) > limit)
 

@@ -112,9 +112,9 @@ class LedgerPages(Controller):
     @get("/ledger/pick-client", name="pick_client")
     async def pick_client(self, db_session: AsyncSession, q: str = "") -> Template:
         """Search results as big buttons; tapping one loads the client box."""
-        rows: list[Client] = []
+        rows: list[Any] = []
         if q.strip():
-            rows = (await ClientService(db_session).search(q, limit=8)).items
+            rows = (await ClientService(db_session).search(q, limit=8, summary=True)).items
         return Template("ledger/_pick_results.html", context={"rows": rows, "q": q})
 
     @get("/ledger/client-box", name="client_box")
