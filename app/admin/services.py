@@ -113,15 +113,14 @@ class SettingsCache:
     """
 
     def __init__(self) -> None:
-        self._stamp: tuple[Any, ...] | None = None
-        self._value: PracticeSettings | None = None
+        self._last: tuple[tuple[Any, ...], PracticeSettings] | None = None
 
     async def get(self, session: AsyncSession, stamp: tuple[Any, ...] | None) -> PracticeSettings:
-        if stamp is not None and stamp == self._stamp and self._value is not None:
-            return self._value
+        if stamp is not None and self._last is not None and self._last[0] == stamp:
+            return self._last[1]
         value = await load_settings(session)
         if stamp is not None:
-            self._stamp, self._value = stamp, value
+            self._last = (stamp, value)
         return value
 
 

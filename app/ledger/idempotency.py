@@ -77,7 +77,7 @@ async def run_once(
         # Claim the key: a twin request in flight makes this wait (PostgreSQL's
         # unique index, SQLite's write lock) and then find its committed row.
         claimed = await session.scalar(
-            _CLAIM[session.bind.dialect.name == "postgresql"],
+            _CLAIM[session.bind.dialect.name],
             {
                 "user_id": user_id,
                 "key": key,
@@ -125,8 +125,8 @@ def _claim(dialect: Any) -> Any:
     )
 
 
-# Built once, by "is it PostgreSQL": every money request sends them.
-_CLAIM = {True: _claim(postgresql), False: _claim(sqlite)}
+# Built once, per backend: every money request sends them.
+_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
 _ANSWER = (
     update(IdempotencyKey)
     .where(IdempotencyKey.id == bindparam("key_id"))
