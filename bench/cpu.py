@@ -59,12 +59,45 @@ async def _call(app: Any, method: str, target: str, headers: list, body: bytes =
     return status
 
 
+async def _ab_hot_read(one: Any, n: int, ok: int, bench: str, facts: dict[str, Any]) -> None:
+    """HotRead against SQLAlchemy's own execution, in alternating blocks of 50 requests.
+
+    This machine's speed drifts by a third between runs; blocks interleaved in
+    one process see the same drift, so the difference between them is the change's.
+    """
+    from app.db import HotRead
+
+    direct = HotRead.all
+
+    async def through_sqlalchemy(self: Any, session: Any, params: dict[str, Any]) -> list[Any]:
+        return list((await session.execute(self.statement, params)).all())
+
+    spent = {"HotRead": 0.0, "SQLAlchemy": 0.0}
+    for block in range(max(2, n // 50)):
+        name = "HotRead" if block % 2 == 0 else "SQLAlchemy"
+        HotRead.all = direct if name == "HotRead" else through_sqlalchemy  # type: ignore[method-assign]
+        started = time.process_time()
+        for _ in range(50):
+            assert await one() == ok
+        spent[name] += time.process_time() - started
+    HotRead.all = direct  # type: ignore[method-assign]
+    each = max(2, n // 50) // 2 * 50
+    for name, seconds in spent.items():
+        per = seconds / each * 1000
+        print(f"{bench} on {facts['dataset']}, {name}: app CPU {per:.2f} ms per request")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", choices=["search", "pay"])
     ap.add_argument("--db", default="saldo50k")
     ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
+    ap.add_argument(
+        "--ab-hot-read",
+        action="store_true",
+        help="alternate blocks of requests with HotRead sent through SQLAlchemy instead",
+    )
     args = ap.parse_args()
     facts = run.facts(args.db, None)
     os.environ.update(
@@ -122,7 +155,13 @@ async def main() -> None:
 
     for _ in range(max(20, n // 10)):  # warm: prepared statements, caches
         assert await one() == ok
-    profile = cProfile.Profile() if args.profile else None
+    # CPU time, not wall time: waiting for PostgreSQL is not the app's cost.
+    # CPU time, not wall time: waiting for PostgreSQL is not the app's cost.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    if args.ab_hot_read:
+        await _ab_hot_read(one, n, ok, args.bench, facts)
+        await app.state.engine.dispose()
+        return
     started = time.process_time()
     if profile:
         profile.enable()

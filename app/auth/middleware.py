@@ -71,7 +71,7 @@ class AuthMiddleware:
                 user, stamp = await services.session_user(
                     db, session_token, self.idle, self.absolute, self.lookup
                 )
-            if user is not None:
+            if user is not None and bearer:
                 # Detached, as if read in a session of its own: a handler's rollback
                 # must not expire the user the templates and guards still read.
                 db.expunge(user)

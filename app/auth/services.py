@@ -16,12 +16,14 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.audit import audit
 from app.auth.models import ROLES, ApiToken, AuthSession, LoginAttempt, User
-from app.db import begin_write
+from app.db import HotRead, begin_write
 from app.web.i18n import LANGUAGES, _
 
 hasher = PasswordHasher()  # argon2id with the library's current defaults
@@ -235,10 +237,14 @@ async def end_session(session: AsyncSession, token: str, user: User, ip: str | N
     await session.commit()
 
 
+# The user's columns, by attribute name: the login lookup reads them as plain
+# values and makes the user itself (see session_user).
+_USER_ATTRS = tuple((attr.key, attr.columns[0]) for attr in sa_inspect(User).column_attrs)
+
 # Built once: building a statement costs the app more CPU than sending it.
 _SESSION_USER = (
     select(
-        User,
+        *(column for _key, column in _USER_ATTRS),
         AuthSession.id,
         AuthSession.auth_epoch,
         AuthSession.created_at,
@@ -249,9 +255,22 @@ _SESSION_USER = (
 )
 
 
-def session_lookup(*also: ColumnElement[Any]) -> Select[Any]:
-    """The statement ``session_user`` runs, reading ``also`` in the same round trip."""
-    return _SESSION_USER.add_columns(*also)
+def session_lookup(*also: ColumnElement[Any]) -> HotRead:
+    """The read ``session_user`` does, with ``also`` in the same round trip.
+
+    Every request does it, so it is a HotRead: sent on the driver's connection.
+    """
+    return HotRead(_SESSION_USER.add_columns(*also))
+
+
+_SESSION_LOOKUP = session_lookup()
+
+
+def _detached_user(values: Any) -> User:
+    """A User from its column values, as if loaded and then expunged from a session."""
+    user = User(**{key: value for (key, _column), value in zip(_USER_ATTRS, values, strict=True)})
+    make_transient_to_detached(user)
+    return user
 
 
 async def session_user(
@@ -259,18 +278,21 @@ async def session_user(
     token: str,
     idle: timedelta,
     absolute: timedelta,
-    lookup: Select[Any] = _SESSION_USER,
+    lookup: HotRead = _SESSION_LOOKUP,
 ) -> tuple[User | None, tuple[Any, ...] | None]:
     """The user behind a session cookie (None when unknown, idle, too old or revoked).
 
-    Also the values of the extra columns of ``lookup`` (see ``session_lookup``),
-    or None when the session is unknown.
+    The user is detached: a handler's rollback must not expire what the
+    templates and guards still read. Also the values of the extra columns of
+    ``lookup`` (see ``session_lookup``), or None when the session is unknown.
     """
     at = now()
-    row = (await session.execute(lookup, {"token_hash": token_hash(token)})).first()
+    row = await lookup.first(session, {"token_hash": token_hash(token)})
     if row is None:
         return None, None
-    user, row_id, auth_epoch, created_at, last_seen_at, *also = row
+    n = len(_USER_ATTRS)
+    row_id, auth_epoch, created_at, last_seen_at, *also = row[n:]
+    user = _detached_user(row[:n])
     if (
         not user.active
         or auth_epoch != user.auth_epoch

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.models import Service, Staff
 from app.admin.services import load_settings
 from app.clients.models import Client
-from app.db import begin_write
+from app.db import HotRead, begin_write
 from app.ledger.models import Charge, Entry, Payment, Refund
 from app.statements.models import PeriodStatement
 from app.web.i18n import _
@@ -114,6 +114,12 @@ def _search_statements(
     rows = select(*shown).join(page, page.c.id == Client.id).order_by(page.c.name_key, page.c.id)
     count = select(func.count()).select_from(Client).where(*conditions)
     return rows, count
+
+
+@lru_cache(maxsize=64)
+def _summary_read(words: int, archived: bool) -> HotRead:
+    """The search box's and picker's rows, asked at every keystroke: see HotRead."""
+    return HotRead(_search_statements(words, archived, summary=True)[0])
 
 
 def normalise_phone(phone: str, country_code: str) -> str:
@@ -238,10 +244,11 @@ class ClientService:
         words = query_words(query)
         rows_stmt, count_stmt = _search_statements(len(words), archived, summary)
         params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
-        result = await self.session.execute(
-            rows_stmt, {**params, "limit": limit + 1, "offset": offset}
-        )
-        rows = list(result.all() if summary else result.scalars())
+        page = {**params, "limit": limit + 1, "offset": offset}
+        if summary:
+            rows = await _summary_read(len(words), archived).all(self.session, page)
+        else:
+            rows = list((await self.session.scalars(rows_stmt, page)).all())
         total = await self.session.scalar(count_stmt, params) if count else None
         return ClientPage(items=rows[:limit], total=total, more=len(rows) > limit)
 

@@ -27,6 +27,7 @@ from app.admin.models import Service, Staff
 from app.admin.services import PracticeSettings
 from app.auth.models import User
 from app.clients.models import Client
+from app.db import HotRead
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
 from app.statements.models import Period
 from app.web.i18n import _, decimal_string, format_money, recorded
@@ -239,6 +240,20 @@ class ChargeInput:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.__dict__.items()}
 
 
+# What a charge takes from the catalog, in one read (a HotRead: every session
+# registered at the desk asks it): the service's name and commission, the staff
+# member's commission. A None name or staff commission means no such row.
+_CATALOG_FACTS = HotRead(
+    select(
+        select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
+        select(Service.commission_bp)
+        .where(Service.id == bindparam("service_id"))
+        .scalar_subquery(),
+        select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
+    )
+)
+
+
 async def register_charge(
     session: AsyncSession,
     actor: User,
@@ -280,19 +295,17 @@ async def register_charge(
 
     description = data.description.strip()
     commission_bp = 0
-    service = staff = None
-    if data.service_id is not None:
-        service = await session.get(Service, data.service_id)
-        if service is None:
+    if data.service_id is not None or data.staff_id is not None:
+        params = {"service_id": data.service_id, "staff_id": data.staff_id}
+        service_name, service_bp, staff_bp = await _CATALOG_FACTS.first(session, params)
+        if data.service_id is not None and service_name is None:
             raise Invalid(_("Unknown service."), "service_id")
-        description = description or service.name
-    if data.staff_id is not None:
-        staff = await session.get(Staff, data.staff_id)
-        if staff is None:
+        if data.staff_id is not None and staff_bp is None:
             raise Invalid(_("Unknown staff member."), "staff_id")
-        commission_bp = staff.commission_bp
-    if service is not None and service.commission_bp is not None and staff is not None:
-        commission_bp = service.commission_bp
+        description = description or service_name or ""
+        if staff_bp is not None:
+            # The service's own commission, when it has one, wins over the staff member's.
+            commission_bp = staff_bp if service_bp is None else service_bp
     description = description or recorded("Session")
 
     settled = data.pay_from_credit or data.pay_now_method is not None

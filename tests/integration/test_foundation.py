@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import String, TypeDecorator, bindparam, func, select, text, type_coerce
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +26,14 @@ from app.auth import services as auth_services
 from app.auth.models import User
 from app.clients.models import Client
 from app.config import Settings
-from app.db import begin_write, create_engine, read_session_maker, session_maker
+from app.db import (
+    HotRead,
+    begin_write,
+    create_engine,
+    read_session_maker,
+    request_id_var,
+    session_maker,
+)
 from app.ledger.models import Allocation, Charge, Entry
 from app.main import create_app
 
@@ -316,6 +323,97 @@ async def test_the_journal_and_allocations_refuse_update_and_delete(
     async with maker() as session:
         assert await session.scalar(select(func.count()).select_from(Entry)) == 1
         assert await session.scalar(select(func.count()).select_from(Allocation)) == 1
+
+
+# --------------------------------------------------------------------------- hot reads
+
+
+class _Shout(TypeDecorator[str]):
+    """Upper-cases what it reads and what it binds: shows whether a type's processors ran."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return value and value.upper()
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return value and value.upper()
+
+
+_HOT = (
+    select(
+        User.id,
+        type_coerce(User.username, _Shout).label("loud"),
+        User.created_at,
+        (User.auth_epoch + 1).label("next_epoch"),
+    )
+    .where(User.username == bindparam("name"))
+    .order_by(User.id)
+)
+
+
+async def test_a_hot_read_answers_as_sqlalchemy_does(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    user = await make_user("reception", "ana")
+    read = HotRead(_HOT)
+    async with maker() as session:
+        rows = await read.all(session, {"name": "ana"})
+        expected = (await session.execute(_HOT, {"name": "ana"})).all()
+        nobody = await read.first(session, {"name": "nobody"})
+
+    assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
+    (row,) = rows
+    assert (row.id, row.loud, row.next_epoch) == (user.id, "ANA", user.auth_epoch + 1)
+    assert row.created_at.tzinfo is not None
+    assert nobody is None
+
+
+@only_postgresql
+async def test_a_hot_read_refuses_a_bind_that_needs_converting(
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    read = HotRead(select(User.id).where(User.username == bindparam("name", type_=_Shout)))
+    async with maker() as session:
+        with pytest.raises(ValueError, match="needs converting"):
+            await read.all(session, {"name": "ana"})
+
+
+@only_postgresql
+async def test_a_hot_read_on_a_lost_connection_fails_once_and_the_pool_drops_it(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    await make_user("reception", "ana")
+    read = HotRead(_HOT)
+    async with maker() as session:
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        async with maker() as other:
+            await other.execute(text(f"SELECT pg_terminate_backend({driver.get_server_pid()})"))
+        with pytest.raises(DBAPIError) as lost:
+            await read.all(session, {"name": "ana"})
+        assert lost.value.connection_invalidated
+
+    async with maker() as session:
+        assert (await read.first(session, {"name": "ana"})).loud == "ANA"
+
+
+async def test_a_slow_hot_read_is_logged_with_the_request_id(
+    settings: Settings, make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    await make_user("reception", "ana")
+    engine = create_engine(dataclasses.replace(settings, slow_query_ms=0))
+    token = request_id_var.set("hot-7")
+    try:
+        with caplog.at_level(logging.WARNING, logger="saldo.sql"):
+            async with session_maker(engine)() as session:
+                await HotRead(_HOT).all(session, {"name": "ana"})
+    finally:
+        request_id_var.reset(token)
+        await engine.dispose()
+
+    slow = [r.getMessage() for r in caplog.records if r.name == "saldo.sql"]
+    assert any("request_id=hot-7" in line and "FROM users" in line for line in slow), slow
 
 
 # --------------------------------------------------------------------------- requests and logs

@@ -218,6 +218,65 @@ async def test_register_session_left_open_is_owed(client, login, csrf, make_clie
     )
 
 
+async def test_a_services_own_commission_wins_and_its_name_describes_the_charge(
+    client, login, csrf, make_client, maker
+):
+    await login(client, "admin")
+    client_id = await make_client()
+    async with maker() as session:
+        staff = Staff(name="Dra. Marina", commission_bp=4000, active=True)
+        service = Service(name="Avaliação", price_cents=30000, commission_bp=2500, active=True)
+        session.add_all([staff, service])
+        await session.commit()
+        staff_id, service_id = staff.id, service.id
+    fields = await form_page(client, f"/charges/new?client_id={client_id}")
+    response = await client.post(
+        "/charges/new",
+        data={
+            **fields,
+            "client_id": str(client_id),
+            "amount": "300.00",
+            "date": "2026-03-12",
+            "settle": "open",
+            "service_id": str(service_id),
+            "staff_id": str(staff_id),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    async with maker() as session:
+        charge = await session.scalar(select(Charge).where(Charge.client_id == client_id))
+    assert (charge.description, charge.commission_bp) == ("Avaliação", 2500)
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [("service_id", "Unknown service."), ("staff_id", "Unknown staff member.")],
+)
+async def test_an_unknown_service_or_staff_member_is_refused_beside_its_field(
+    client, login, make_client, maker, field, message
+):
+    await login(client, "reception")
+    client_id = await make_client()
+    fields = await form_page(client, f"/charges/new?client_id={client_id}")
+    response = await client.post(
+        "/charges/new",
+        data={
+            **fields,
+            "client_id": str(client_id),
+            "amount": "80.00",
+            "date": "2026-03-12",
+            "settle": "open",
+            field: "987654",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 422
+    assert f'<p class="error">{message}</p>' in response.text
+    assert await count(maker, Charge) == 0 and await count(maker, Entry) == 0
+    assert await totals(maker, client_id) == (0, 0)
+
+
 async def test_double_tap_records_one_payment(client, login, csrf, make_client, maker):
     await login(client, "reception")
     client_id = await make_client()
