@@ -127,13 +127,15 @@ class HotRead:
 
     SQLAlchemy's execution of even a prebuilt statement (execution context,
     result metadata, row objects) took more of the app's CPU than asyncpg's own
-    prepared-statement fetch: a search 1.25 -> 0.78 ms on the bench machine.
-    So on PostgreSQL the statement is compiled once and its rows come straight
-    from the driver, through the column types' result processors, as named
-    tuples. SQLite goes through SQLAlchemy: there the transaction's BEGIN is
-    ours to send (see ``_install_sqlite_rules``), and a driver call would skip it.
-    Binds must be plain values (text, numbers): compiling refuses any that need
-    converting. Rows have attribute access either way, like SQLAlchemy's.
+    prepared-statement fetch (``bench/cpu.py --ab-hot-read``: a search 3.1 -> 2.2
+    ms of app CPU on a slow machine). So on PostgreSQL the statement is compiled
+    once and its rows come straight from the driver, through the column types'
+    result processors, as named tuples. SQLite goes through SQLAlchemy: there
+    the transaction's BEGIN is ours to send (see ``_install_sqlite_rules``), and
+    a driver call would skip it. Binds must be plain values (text, numbers):
+    compiling refuses any that need converting. Rows have attribute access
+    either way, like SQLAlchemy's. Reads only, and none that must sit inside a
+    write transaction: before SQLAlchemy has begun one, this runs outside it.
     """
 
     def __init__(self, statement: Executable) -> None:

@@ -3,6 +3,8 @@
     python bench/cpu.py --db saldo50k search        # the search fragment, rotating queries
     python bench/cpu.py --db saldo50k pay           # register and pay, 300 POSTs
     python bench/cpu.py --db saldo50k search --profile   # and where it goes (cProfile)
+    python bench/cpu.py --db saldo50k pay --ab-hot-read  # HotRead against SQLAlchemy
+    python bench/cpu.py --sqlite /tmp/saldo-bench/saldo50k.db pay
 
 Builds the app in this process, logs the bench reception user in through the service
 (a real session row, a real CSRF token), then calls the app as ASGI one
@@ -91,6 +93,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", choices=["search", "pay"])
     ap.add_argument("--db", default="saldo50k")
+    ap.add_argument("--sqlite", type=Path, help="a SQLite file made by generate.py instead")
     ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     ap.add_argument(
@@ -99,7 +102,7 @@ async def main() -> None:
         help="alternate blocks of requests with HotRead sent through SQLAlchemy instead",
     )
     args = ap.parse_args()
-    facts = run.facts(args.db, None)
+    facts = run.facts(None if args.sqlite else args.db, args.sqlite)
     os.environ.update(
         DATABASE_URL=facts["url"],
         SECRET_KEY="bench-" + "k" * 58,
