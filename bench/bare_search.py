@@ -1,12 +1,18 @@
 """The ceiling for the search benchmark: the same search on a bare Litestar + asyncpg app.
 
     python bench/bare_search.py --db saldo50k
+    python bench/bare_search.py --db saldo50k --flask   # pip install -e '.[bench]'
 
 No login, no ORM, no templates: one asyncpg pool per worker, the statement
 Saldo's ``ClientService.search`` sends (compiled from it), and the rows as a
 small HTML list. Started like Saldo (uvicorn, 2 workers, 127.0.0.1) and loaded with the same wrk
 script and queries, it tells how much of the search target this machine and
 this data allow at all. The result is recorded as a "bare" search row.
+
+With ``--flask`` the same statement runs on a plain Flask + psycopg2 app under
+gunicorn (2 workers, threads, keep-alive): the issue's yardstick ("Saldo should
+not be slower than the plain Flask app"), measured on this machine instead of
+quoted from another one.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import html
 import os
 import sys
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from litestar import Litestar, MediaType, get
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -43,19 +52,27 @@ def _sql(words: int) -> tuple[str, tuple[str, ...]]:
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-@get("/clients", media_type=MediaType.HTML)
-async def search(q: str = "") -> str:
+def _values(q: str) -> tuple[int, dict[str, object]]:
     words = query_words(q)
-    sql, order = _sql(len(words))
     values: dict[str, object] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
     values.update(limit=SEARCH_LIMIT + 1, offset=0)
-    rows = await POOL["db"].fetch(sql, *[values[name] for name in order])
+    return len(words), values
+
+
+def _page(rows: list[Any]) -> str:
     items = "".join(
         f'<li><a href="/clients/{r["id"]}">{html.escape(r["name"])}</a> '
         f"{html.escape(r['phone'] or '')} {r['credit_cents'] - r['owed_cents']}</li>"
         for r in rows[:SEARCH_LIMIT]
     )
     return f'<section id="client-results"><ul>{items}</ul></section>'
+
+
+@get("/clients", media_type=MediaType.HTML)
+async def search(q: str = "") -> str:
+    words, values = _values(q)
+    sql, order = _sql(words)
+    return _page(await POOL["db"].fetch(sql, *[values[name] for name in order]))
 
 
 @get("/health", media_type=MediaType.TEXT)
@@ -75,6 +92,44 @@ def create_app() -> Litestar:
     return Litestar([search, health], on_startup=[_open], on_shutdown=[_close], debug=False)
 
 
+@lru_cache(maxsize=16)
+def _psycopg2_sql(words: int) -> str:
+    """The same statement for psycopg2 (named ``%(w0)s`` parameters)."""
+    return str(_search_statements(words, False)[0].compile(dialect=psycopg2_dialect()))
+
+
+def create_flask_app() -> Any:
+    """The plain Flask + psycopg2 app: one connection per worker thread, autocommit reads."""
+    import psycopg2
+    from flask import Flask, request
+
+    flask = Flask(__name__)
+    local = threading.local()
+
+    def connection() -> Any:
+        # Opened by each thread on its first request, after gunicorn forked
+        # (psycopg2's own pools close every connection above their minimum).
+        if getattr(local, "conn", None) is None:
+            local.conn = psycopg2.connect(os.environ["BARE_DSN"])
+            local.conn.autocommit = True
+        return local.conn
+
+    @flask.get("/clients")
+    def flask_search() -> str:
+        words, values = _values(request.args.get("q", ""))
+        with connection().cursor() as cur:
+            cur.execute(_psycopg2_sql(words), values)
+            names = [c.name for c in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return _page(rows)
+
+    @flask.get("/health")
+    def flask_health() -> str:
+        return "ok"
+
+    return flask
+
+
 def main() -> None:
     sys.path.insert(0, str(BENCH))
     import pg
@@ -84,6 +139,8 @@ def main() -> None:
     ap.add_argument("--db", default="saldo50k")
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--flask", action="store_true", help="the plain Flask + psycopg2 app instead")
+    ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (--flask)")
     args = ap.parse_args()
     pg.start()
     f = run.facts(args.db, None)
@@ -91,14 +148,28 @@ def main() -> None:
     server = run.AppServer(f["url"])
     server.env_extra = {"BARE_DSN": pg.dsn(args.db), "PYTHONPATH": str(BENCH)}
     server.factory = "bare_search:create_app"
+    if args.flask:
+        server.command = [
+            sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
+            "--threads", str(args.threads), "--keep-alive", "75", "--bind", "127.0.0.1:{port}",
+            "--log-level", "warning", "bare_search:create_flask_app()",
+        ]  # fmt: skip
     with server as app, tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
         queries.write_text("\n".join(run.search_queries(f)) + "\n")
         env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": ""}
         run.wrk(app.base, "search.lua", env, 5, args.connections)
         result = run.wrk(app.base, "search.lua", env, args.duration, args.connections, app)
-    result["queries"] = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
-    run.record("search", f, result, "bare Litestar + asyncpg (the ceiling, not Saldo)")
+    if args.flask:
+        result["queries"] = (
+            f"the same 3,000 queries and SQL, plain Flask + psycopg2 (gunicorn gthread, "
+            f"2 workers x {args.threads} threads), no login"
+        )
+        label = "bare Flask + psycopg2 (the issue's yardstick, not Saldo)"
+    else:
+        result["queries"] = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
+        label = "bare Litestar + asyncpg (the ceiling, not Saldo)"
+    run.record("search", f, result, label)
 
 
 if __name__ == "__main__":

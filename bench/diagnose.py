@@ -2,6 +2,7 @@
 
     python bench/diagnose.py --db saldo50k "/clients?q=mar" "/collect?month=2026-10" pay
     python bench/diagnose.py --db saldo50k --search-sql     # the search query alone, in SQL
+    python bench/diagnose.py --db saldo50k --search-sql --plans   # and with each plan forced
 
 Runs the app in this process (Litestar's test client, no network) against a
 generated database, logs in as the bench admin, and for each path reports the
@@ -14,6 +15,9 @@ times; the figures are of the last one (warm caches).
 ``--search-sql`` runs the benchmark's 3,000 search queries one after the other
 straight on asyncpg, with the SQL the app sends, and reports the database's
 time per query: the part of a search request no app change can remove.
+With ``--plans`` it also runs every query with each of the two plans forced —
+the trigram index then a sort, or the walk of the name index — and the faster
+of the two per query: what choosing the plan per query could save.
 """
 
 from __future__ import annotations
@@ -79,7 +83,18 @@ def _short(statement: str) -> str:
     return text[:110]
 
 
-async def search_sql(db: str) -> None:
+# With --plans, each query also runs with one of the two plans forced (and
+# re-planned at every execution, so the settings apply to the prepared statement).
+PLANS = {
+    "trigram bitmap, then sort": "SET enable_indexscan = off; SET enable_indexonlyscan = off",
+    "walk of the name index": "SET enable_bitmapscan = off; SET enable_seqscan = off",
+}
+RESET = "; ".join(
+    f"RESET enable_{s}" for s in ("indexscan", "indexonlyscan", "bitmapscan", "seqscan")
+)
+
+
+async def search_sql(db: str, plans: bool = False) -> None:
     import statistics
     import urllib.parse
     from collections import defaultdict
@@ -100,36 +115,64 @@ async def search_sql(db: str) -> None:
     queries = [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, None))]
     conn = await asyncpg.connect(pg.dsn(db))
     compiled = {}
-    times: dict[str, list[float]] = defaultdict(list)
-    for round_ in range(2):
-        for q in queries:
-            words = query_words(q)
-            if len(words) not in compiled:
-                # The statement the app sends, as asyncpg receives it.
-                sql = _search_statements(len(words), False)[0].compile(dialect=asyncpg_dialect())
-                compiled[len(words)] = (str(sql), sql.positiontup)
-            sql, order = compiled[len(words)]
-            values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
-            values.update(limit=SEARCH_LIMIT + 1, offset=0)
-            started = time.perf_counter()
-            await conn.fetch(sql, *[values[name] for name in order])
-            if round_:  # the second round: warm, prepared
-                times[kind(q)].append((time.perf_counter() - started) * 1000)
-    await conn.close()
-    every = [t for ts in times.values() for t in ts]
-    for name, ts in sorted(times.items(), key=lambda item: -sum(item[1])):
-        ts.sort()
+
+    async def timed(setting: str) -> list[float]:
+        """Milliseconds per query, in the order of ``queries``, warm and prepared."""
+        await conn.execute(RESET)  # one plan's settings must not carry into the next
+        if setting:
+            await conn.execute(setting)
+        times = []
+        for round_ in range(2):
+            for q in queries:
+                words = query_words(q)
+                if len(words) not in compiled:
+                    # The statement the app sends, as asyncpg receives it.
+                    sql = _search_statements(len(words), False)[0].compile(
+                        dialect=asyncpg_dialect()
+                    )
+                    compiled[len(words)] = (str(sql), sql.positiontup)
+                sql, order = compiled[len(words)]
+                values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+                values.update(limit=SEARCH_LIMIT + 1, offset=0)
+                started = time.perf_counter()
+                await conn.fetch(sql, *[values[name] for name in order])
+                if round_:  # the second round: warm, prepared
+                    times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    def report(title: str, per_query: list[float]) -> None:
+        by_kind: dict[str, list[float]] = defaultdict(list)
+        for q, t in zip(queries, per_query, strict=True):
+            by_kind[kind(q)].append(t)
+        print(title)
+        for name, ts in sorted(by_kind.items(), key=lambda item: -sum(item[1])):
+            ts.sort()
+            print(
+                f"  {name:18s} {len(ts):5d} queries: mean {statistics.mean(ts):.2f} ms, "
+                f"p50 {ts[len(ts) // 2]:.2f}, p99 {ts[int(len(ts) * 0.99)]:.2f}, "
+                f"{100 * sum(ts) / sum(per_query):.0f}% of the time"
+            )
+        every = sorted(per_query)
         print(
-            f"  {name:18s} {len(ts):5d} queries: mean {statistics.mean(ts):.2f} ms, "
-            f"p50 {ts[len(ts) // 2]:.2f}, p99 {ts[int(len(ts) * 0.99)]:.2f}, "
-            f"{100 * sum(ts) / sum(every):.0f}% of the time"
+            f"{len(every)} searches, database time per query: "
+            f"mean {statistics.mean(every):.2f} ms, "
+            f"p50 {every[len(every) // 2]:.2f} ms, p99 {every[int(len(every) * 0.99)]:.2f} ms; "
+            f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(every):.0f}/s"
         )
-    every.sort()
-    print(
-        f"{len(every)} searches, database time per query: mean {statistics.mean(every):.2f} ms, "
-        f"p50 {every[len(every) // 2]:.2f} ms, p99 {every[int(len(every) * 0.99)]:.2f} ms; "
-        f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(every):.0f}/s"
-    )
+
+    if not plans:
+        report("as the app sends it:", await timed(""))
+    else:
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+        report("as planned:", await timed(""))
+        forced = [await timed(setting) for setting in PLANS.values()]
+        for title, per_query in zip(PLANS, forced, strict=True):
+            report(f"{title}:", per_query)
+        report(
+            "the faster of the two for each query (a bound):",
+            [min(t) for t in zip(*forced, strict=True)],
+        )
+    await conn.close()
 
 
 async def main() -> None:
@@ -137,10 +180,11 @@ async def main() -> None:
     ap.add_argument("--db", default="saldo50k")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--search-sql", action="store_true")
+    ap.add_argument("--plans", action="store_true", help="with --search-sql: each plan forced")
     ap.add_argument("paths", nargs="*")
     args = ap.parse_args()
     if args.search_sql:
-        await search_sql(args.db)
+        await search_sql(args.db, args.plans)
         return
     os.environ.update(
         DATABASE_URL=pg.url(args.db),

@@ -167,6 +167,8 @@ class AppServer:
         self.variant = variant or VARIANT.get("names", "")
         self.factory = "variants:create_app" if self.variant else "app.main:create_app"
         self.env_extra: dict[str, str] = {}
+        # Another server than uvicorn (bench/bare_search.py --flask): its argv, with {port}.
+        self.command: list[str] = []
         self.workers = workers
         self.port = pg.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -197,13 +199,15 @@ class AppServer:
         self.migrate()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
+        uvicorn = [
+            sys.executable, "-m", "uvicorn", "--factory",
+            self.factory,
+            "--workers", str(self.workers), "--host", "127.0.0.1", "--port", str(self.port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        command = [a.format(port=self.port) for a in self.command] or uvicorn
         self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "--factory",
-                self.factory,
-                "--workers", str(self.workers), "--host", "127.0.0.1", "--port", str(self.port),
-                "--no-access-log", "--log-level", "warning",
-            ],
+            command,
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -225,6 +229,8 @@ class AppServer:
         """uvicorn's worker processes (spawned children running the app)."""
         if self.proc is None:
             return []
+        if self.command:  # gunicorn: the master's children are its workers
+            return _children(self.proc.pid)
         pids = []
         for pid in _children(self.proc.pid):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
