@@ -46,9 +46,14 @@ POOL: dict[str, asyncpg.Pool] = {}
 
 
 @lru_cache(maxsize=16)
-def _sql(words: int) -> tuple[str, tuple[str, ...]]:
-    """The statement ``ClientService.search`` sends, as asyncpg receives it."""
-    compiled = _search_statements(words, False)[0].compile(dialect=asyncpg_dialect())
+def _sql(words: int, driver: str = "asyncpg") -> tuple[str, tuple[str, ...]]:
+    """The statement ``ClientService.search`` sends, as the driver receives it.
+
+    asyncpg takes positional ``$1`` parameters in the order returned;
+    psycopg2 takes the named ``%(w0)s`` ones from a dict.
+    """
+    dialect = asyncpg_dialect() if driver == "asyncpg" else psycopg2_dialect()
+    compiled = _search_statements(words, False)[0].compile(dialect=dialect)
     return str(compiled), tuple(compiled.positiontup or ())
 
 
@@ -92,16 +97,11 @@ def create_app() -> Litestar:
     return Litestar([search, health], on_startup=[_open], on_shutdown=[_close], debug=False)
 
 
-@lru_cache(maxsize=16)
-def _psycopg2_sql(words: int) -> str:
-    """The same statement for psycopg2 (named ``%(w0)s`` parameters)."""
-    return str(_search_statements(words, False)[0].compile(dialect=psycopg2_dialect()))
-
-
 def create_flask_app() -> Any:
     """The plain Flask + psycopg2 app: one connection per worker thread, autocommit reads."""
     import psycopg2
     from flask import Flask, request
+    from psycopg2.extras import RealDictCursor
 
     flask = Flask(__name__)
     local = threading.local()
@@ -110,7 +110,7 @@ def create_flask_app() -> Any:
         # Opened by each thread on its first request, after gunicorn forked
         # (psycopg2's own pools close every connection above their minimum).
         if getattr(local, "conn", None) is None:
-            local.conn = psycopg2.connect(os.environ["BARE_DSN"])
+            local.conn = psycopg2.connect(os.environ["BARE_DSN"], cursor_factory=RealDictCursor)
             local.conn.autocommit = True
         return local.conn
 
@@ -118,10 +118,8 @@ def create_flask_app() -> Any:
     def flask_search() -> str:
         words, values = _values(request.args.get("q", ""))
         with connection().cursor() as cur:
-            cur.execute(_psycopg2_sql(words), values)
-            names = [c.name for c in cur.description]
-            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        return _page(rows)
+            cur.execute(_sql(words, "psycopg2")[0], values)
+            return _page(cur.fetchall())
 
     @flask.get("/health")
     def flask_health() -> str:
@@ -148,27 +146,26 @@ def main() -> None:
     server = run.AppServer(f["url"])
     server.env_extra = {"BARE_DSN": pg.dsn(args.db), "PYTHONPATH": str(BENCH)}
     server.factory = "bare_search:create_app"
+    queries_text = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
+    label = "bare Litestar + asyncpg (the ceiling, not Saldo)"
     if args.flask:
         server.command = [
             sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
             "--threads", str(args.threads), "--keep-alive", "75", "--bind", "127.0.0.1:{port}",
             "--log-level", "warning", "bare_search:create_flask_app()",
         ]  # fmt: skip
+        queries_text = (
+            f"the same 3,000 queries and SQL, plain Flask + psycopg2 (gunicorn gthread, "
+            f"2 workers x {args.threads} threads), no login"
+        )
+        label = "bare Flask + psycopg2 (the issue's yardstick, not Saldo)"
     with server as app, tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
         queries.write_text("\n".join(run.search_queries(f)) + "\n")
         env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": ""}
         run.wrk(app.base, "search.lua", env, 5, args.connections)
         result = run.wrk(app.base, "search.lua", env, args.duration, args.connections, app)
-    if args.flask:
-        result["queries"] = (
-            f"the same 3,000 queries and SQL, plain Flask + psycopg2 (gunicorn gthread, "
-            f"2 workers x {args.threads} threads), no login"
-        )
-        label = "bare Flask + psycopg2 (the issue's yardstick, not Saldo)"
-    else:
-        result["queries"] = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
-        label = "bare Litestar + asyncpg (the ceiling, not Saldo)"
+    result["queries"] = queries_text
     run.record("search", f, result, label)
 
 
