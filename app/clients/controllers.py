@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.guards import ADMIN
 from app.clients.schemas import ClientCreate, ClientForm, ClientList, ClientOut, ClientPatch
 from app.clients.services import ClientError, ClientHasMoney, ClientService, DuplicateName
-from app.web.errors import is_htmx
+from app.web.errors import htmx_headers, is_htmx
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -27,7 +27,8 @@ def invalid_input(errors: dict[str, str]) -> Response[Any]:
 
 def wants_fragment(request: Request[Any, Any, Any], target: str) -> bool:
     """An HTMX request that swaps only ``#target`` (history restores get the whole page)."""
-    return is_htmx(request) and request.headers.get("hx-target") in (None, target)
+    asked = htmx_headers(request).get(b"hx-target")
+    return is_htmx(request) and asked in (None, target.encode())
 
 
 class ClientController(Controller):

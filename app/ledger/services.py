@@ -70,6 +70,8 @@ _CLIENT_FOR_UPDATE = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+_JOURNAL = Entry.__table__.insert()
+_ALLOCATE = Allocation.__table__.insert()
 _credit, _owed = bindparam("credit", type_=Integer), bindparam("owed", type_=Integer)
 _MOVE_CLIENT = (
     update(Client)
@@ -147,7 +149,7 @@ async def _move_client(
         raise Refused(_("Not enough credit for this."), "amount")
 
 
-def _entry(
+def _entry_row(
     client_id: int,
     kind: str,
     day: date,
@@ -158,20 +160,29 @@ def _entry(
     description: str = "",
     key: str | None = None,
     **links: Any,
-) -> Entry:
-    return Entry(
-        client_id=client_id,
-        kind=kind,
-        amount_cents=credit_delta - owed_delta,
-        credit_delta_cents=credit_delta,
-        owed_delta_cents=owed_delta,
-        effective_date=day,
-        description=description[:300],
-        user_id=actor.id,
-        idempotency_key=key,
-        created_at=_now(),
+) -> dict[str, Any]:
+    """A journal line's column values; every row has every link, so rows go in one INSERT."""
+    return {
+        "client_id": client_id,
+        "kind": kind,
+        "amount_cents": credit_delta - owed_delta,
+        "credit_delta_cents": credit_delta,
+        "owed_delta_cents": owed_delta,
+        "effective_date": day,
+        "description": description[:300],
+        "user_id": actor.id,
+        "idempotency_key": key,
+        "created_at": _now(),
+        **_NO_LINKS,
         **links,
-    )
+    }
+
+
+_NO_LINKS = {"charge_id": None, "payment_id": None, "refund_id": None, "reverses_id": None}
+
+
+def _entry(*args: Any, **kwargs: Any) -> Entry:
+    return Entry(**_entry_row(*args, **kwargs))
 
 
 def _status(amount_cents: int, paid_cents: int) -> str:
@@ -337,8 +348,10 @@ async def register_charge(
         )
         session.add(payment)
     await session.flush()  # the ids the entries and the allocation refer to
+    # Plain rows, not ORM objects: nothing reads them back, and building and
+    # flushing four objects cost more CPU than the rest of the request.
     entries = [
-        _entry(
+        _entry_row(
             client.id,
             "charge",
             data.day,
@@ -353,7 +366,7 @@ async def register_charge(
     payment_result = None
     if data.pay_from_credit:
         entries.append(
-            _entry(
+            _entry_row(
                 client.id,
                 "credit_applied",
                 data.day,
@@ -368,8 +381,8 @@ async def register_charge(
         credit_delta, owed_delta = -data.amount_cents, 0
     elif payment is not None:
         entries += [
-            _payment_entry(payment, actor, key),
-            _entry(
+            _payment_entry_row(payment, actor, key),
+            _entry_row(
                 client.id,
                 "payment_applied",
                 data.day,
@@ -384,17 +397,16 @@ async def register_charge(
         ]
         owed_delta = 0
         payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
-    session.add_all(entries)  # one multi-row INSERT
+    await session.execute(_JOURNAL, entries)  # one statement
     if settled:
-        session.add(
-            Allocation(
-                charge_id=charge.id,
-                payment_id=payment.id if payment is not None else None,
-                amount_cents=data.amount_cents,
-                created_by_id=actor.id,
-                created_at=_now(),
-            )
-        )
+        allocation = {
+            "charge_id": charge.id,
+            "payment_id": payment.id if payment is not None else None,
+            "amount_cents": data.amount_cents,
+            "created_by_id": actor.id,
+            "created_at": _now(),
+        }
+        await session.execute(_ALLOCATE, [allocation])
     await _move_client(session, client.id, credit_delta, owed_delta)
     await session.flush()
     return charge, payment_result
@@ -402,7 +414,11 @@ async def register_charge(
 
 def _payment_entry(payment: Payment, actor: User, key: str | None) -> Entry:
     """The journal line of money received: all of it is credit until allocated."""
-    return _entry(
+    return Entry(**_payment_entry_row(payment, actor, key))
+
+
+def _payment_entry_row(payment: Payment, actor: User, key: str | None) -> dict[str, Any]:
+    return _entry_row(
         payment.client_id,
         "payment",
         payment.received_on,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware.csrf import CSRFMiddleware
+from litestar.utils.scope.state import ScopeState
 
 from app.db import request_id_var
 
@@ -32,7 +33,19 @@ class RequestMiddleware:
 
     def __init__(self, app: ASGIApp, production: bool) -> None:
         self.app = app
-        self.production = production
+        fixed = [
+            (b"content-security-policy", CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if production:
+            fixed.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        # Pages, fragments and files carry client and money data; static files keep
+        # their own caching. Each: the headers added, and the names they replace.
+        private = [*fixed, (b"cache-control", b"no-store"), (b"vary", b"HX-Request")]
+        self.static = fixed, {name for name, _ in fixed} | {b"x-request-id"}
+        self.private = private, {name for name, _ in private} - {b"vary"} | {b"x-request-id"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,18 +62,14 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableScopeHeaders.from_message(message)
-                headers["X-Request-ID"] = request_id
-                headers["Content-Security-Policy"] = CSP
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
-                headers["X-Frame-Options"] = "DENY"
-                if self.production:
-                    headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-                if not path.startswith("/static/"):
-                    # Pages, fragments and files carry client and money data.
-                    headers["Cache-Control"] = "no-store"
-                    headers.add("Vary", "HX-Request")
+                # Ours win over a handler's: its own are dropped and ours appended, in
+                # one pass (a header-by-header search and replace cost 3% of a search).
+                extra, replaced = self.static if path.startswith("/static/") else self.private
+                message["headers"] = [
+                    *(h for h in message.get("headers", ()) if h[0].lower() not in replaced),
+                    *extra,
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -93,4 +102,33 @@ class SaldoCSRFMiddleware(CSRFMiddleware):
                 if name == b"authorization" and value[:7].lower() == b"bearer ":
                     await self.app(scope, receive, send)
                     return
+            if scope["method"] in self.config.safe_methods and (
+                token := plain_cookie(scope, self.config.cookie_name)
+            ):
+                # What the parent does for a safe request that already has its token,
+                # without building a Request and wrapping ``send`` (6% of a search).
+                ScopeState.from_scope(scope).csrf_token = token
+                await self.app(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._\-]+")
+
+
+def plain_cookie(scope: Scope, name: str) -> str | None:
+    """The value of cookie ``name`` when it is sent once and needs no unquoting, else None.
+
+    Anything else (quoted, escaped, repeated) is left to Litestar's own parser.
+    """
+    found = None
+    headers = [value for key, value in scope["headers"] if key == b"cookie"]
+    if len(headers) != 1:
+        return None
+    for part in headers[0].decode("latin-1").split(";"):
+        key, _, value = part.partition("=")
+        if key.strip() == name:
+            if found is not None:
+                return None
+            found = value.strip()
+    return found if found and _PLAIN.fullmatch(found) else None

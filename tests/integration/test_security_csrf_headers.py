@@ -123,6 +123,42 @@ async def test_the_csrf_cookie_is_httponly(client: AsyncTestClient[Litestar]) ->
     assert "samesite=lax" in cookie.lower()
 
 
+async def test_pages_read_with_the_cookie_carry_its_token_into_their_forms(
+    client: AsyncTestClient[Litestar], login: Any, csrf: Csrf
+) -> None:
+    """A GET with the CSRF cookie skips Litestar's Request (app.web.middleware): same token."""
+    await login(client, "reception")
+    token = await csrf(client)
+
+    page = await client.get("/clients/new")
+
+    assert page.status_code == 200
+    assert f'name="_csrf_token" value="{token}"' in page.text
+    assert not any(c.startswith("saldo_csrf=") for c in page.headers.get_list("set-cookie"))
+
+
+@pytest.mark.parametrize(
+    "cookie", ['saldo_csrf="{t}"', "saldo_csrf=other; saldo_csrf={t}", "saldo_csrf=a%20b"]
+)
+async def test_a_quoted_or_repeated_csrf_cookie_is_left_to_litestar(
+    client: AsyncTestClient[Litestar], cookie: str
+) -> None:
+    from litestar.middleware.csrf import generate_csrf_token
+
+    from app.web.middleware import plain_cookie
+
+    token = generate_csrf_token(secret=client.app.state.settings.secret_key)
+    header = cookie.format(t=token).encode()
+    assert plain_cookie({"headers": [(b"cookie", header)]}, "saldo_csrf") is None  # type: ignore[typeddict-item]
+    client.cookies.clear()
+
+    page = await client.get("/login", headers={"cookie": header.decode()})
+
+    assert page.status_code == 200
+    expected = "a b" if "%20" in cookie else token  # what Litestar's own parser reads
+    assert f'name="_csrf_token" value="{expected}"' in page.text
+
+
 # --------------------------------------------------------------------------- headers
 
 
@@ -151,6 +187,27 @@ async def test_headers_on_a_404(client: AsyncTestClient[Litestar], login: Any) -
     logged_in = await client.get("/no/such/page")
     assert logged_in.status_code == 404
     assert_security_headers(logged_in)
+
+
+async def test_each_security_header_is_sent_once_with_the_callers_request_id(
+    client: AsyncTestClient[Litestar], login: Any
+) -> None:
+    await login(client, "reception")
+
+    response = await client.get("/clients", headers={"X-Request-ID": "desk-42"})
+
+    assert response.status_code == 200
+    assert_security_headers(response)
+    for name in (
+        "content-security-policy",
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+        "cache-control",
+        "x-request-id",
+    ):
+        assert len(response.headers.get_list(name)) == 1, name
+    assert response.headers["x-request-id"] == "desk-42"
 
 
 async def test_headers_on_a_redirect(client: AsyncTestClient[Litestar]) -> None:
