@@ -139,12 +139,15 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--flask", action="store_true", help="the plain Flask + psycopg2 app instead")
     ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (--flask)")
+    ap.add_argument("--pg-socket", action="store_true", help="over PostgreSQL's Unix socket")
     args = ap.parse_args()
     pg.start()
     f = run.facts(args.db, None)
+    run.PG_SOCKET["on"] = args.pg_socket
     run.IDLE_BEFORE["pct"] = run.wait_quiet(300)
     server = run.AppServer(f["url"])
-    server.env_extra = {"BARE_DSN": pg.dsn(args.db), "PYTHONPATH": str(BENCH)}
+    dsn = pg.socket_url(args.db, "postgresql") if args.pg_socket else pg.dsn(args.db)
+    server.env_extra = {"BARE_DSN": dsn, "PYTHONPATH": str(BENCH)}
     server.factory = "bare_search:create_app"
     queries_text = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
     label = "bare Litestar + asyncpg (the ceiling, not Saldo)"

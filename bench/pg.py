@@ -127,6 +127,11 @@ def url(database: str, driver: str = "postgresql+asyncpg") -> str:
     return f"{driver}://postgres@127.0.0.1:{port}/{database}"
 
 
+def socket_url(database: str, driver: str = "postgresql+asyncpg") -> str:
+    """The URL of ``database`` over the cluster's Unix socket (no TCP stack in between)."""
+    return f"{driver}://postgres@/{database}?host={CLUSTER}&port={_state()['port']}"
+
+
 def dsn(database: str) -> str:
     """A plain libpq/asyncpg DSN."""
     return url(database, "postgresql")

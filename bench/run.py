@@ -58,6 +58,7 @@ RESULTS = BENCH / "results.jsonl"
 SECRET_KEY = "bench-" + "k" * 58  # fixed: any worker can read any worker's cookies
 IDLE_BEFORE: dict[str, float] = {}  # CPU idle % measured just before the current benchmark
 VARIANT: dict[str, str] = {}  # bench/variants.py patches to apply (experiments, not fixes)
+PG_SOCKET: dict[str, bool] = {}  # --pg-socket: the app reaches PostgreSQL over its Unix socket
 
 
 # --------------------------------------------------------------------------- the facts
@@ -136,7 +137,8 @@ def _os_name() -> str:
 def database_label(f: dict[str, Any]) -> str:
     if f["backend"] == "postgresql":
         version = pg.psql("postgres", "SHOW server_version").split()[0]
-        return f"PostgreSQL {version} (same machine)"
+        via = ", Unix socket" if PG_SOCKET.get("on") else ""
+        return f"PostgreSQL {version} (same machine{via})"
     return f"SQLite {__import__('sqlite3').sqlite_version} (WAL)"
 
 
@@ -163,6 +165,8 @@ class AppServer:
     """The app with 2 uvicorn workers, in a process group of its own that ``stop`` ends."""
 
     def __init__(self, database_url: str, workers: int = 2, variant: str = "") -> None:
+        if PG_SOCKET.get("on") and database_url.startswith("postgresql"):
+            database_url = pg.socket_url(database_url.rsplit("/", 1)[1])
         self.database_url = database_url
         self.variant = variant or VARIANT.get("names", "")
         self.factory = "variants:create_app" if self.variant else "app.main:create_app"
@@ -793,6 +797,11 @@ def main() -> None:
     ap.add_argument("--wait-quiet", type=int, default=300, help="wait up to N s for an idle CPU")
     ap.add_argument("--variant", default="", help="bench/variants.py patches, comma-separated")
     ap.add_argument("--label", default="", help="e.g. 'before' or 'after: index on …'")
+    ap.add_argument(
+        "--pg-socket",
+        action="store_true",
+        help="the app connects over PostgreSQL's Unix socket instead of TCP on 127.0.0.1",
+    )
     args = ap.parse_args()
     if args.bench == "report":
         report.write()
@@ -801,6 +810,7 @@ def main() -> None:
         pg.start()
         args.db = args.db or "saldo50k"
     f = facts(args.db, args.sqlite)
+    PG_SOCKET["on"] = args.pg_socket
     if args.variant:
         VARIANT["names"] = args.variant
         args.label = args.label or f"experiment: {args.variant}"

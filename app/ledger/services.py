@@ -27,7 +27,6 @@ from app.admin.models import Service, Staff
 from app.admin.services import PracticeSettings
 from app.auth.models import User
 from app.clients.models import Client
-from app.db import HotRead
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
 from app.statements.models import Period
 from app.web.i18n import _, decimal_string, format_money, recorded
@@ -115,6 +114,11 @@ async def ensure_month_open(session: AsyncSession, day: date) -> None:
     """
     if session.bind.dialect.name == "postgresql":
         await session.execute(_LOCK_JOURNAL)
+    await _check_month_open(session, day)
+
+
+async def _check_month_open(session: AsyncSession, day: date) -> None:
+    """``ensure_month_open`` without the lock: for a caller that already holds it."""
     month = f"{day.year:04d}-{day.month:02d}"
     closed = await session.scalar(_CLOSED_MONTH, {"month": month})
     if closed is not None:
@@ -251,17 +255,21 @@ class ChargeInput:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.__dict__.items()}
 
 
-# What a charge takes from the catalog, in one read (a HotRead: every session
-# registered at the desk asks it): the service's name and commission, the staff
+# What registering a charge reads, in one round trip: the client (locked, like
+# ``_client_for_update``), the service's name and commission, the staff
 # member's commission. A None name or staff commission means no such row.
-_CATALOG_FACTS = HotRead(
+_CLIENT_AND_CATALOG = (
     select(
+        Client,
         select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
         select(Service.commission_bp)
         .where(Service.id == bindparam("service_id"))
         .scalar_subquery(),
         select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
     )
+    .where(Client.id == bindparam("client_id"))
+    .with_for_update(of=Client)
+    .execution_options(populate_existing=True)
 )
 
 
@@ -288,10 +296,14 @@ async def register_charge(
     due = data.due_date or data.day + timedelta(days=practice.due_days)
     if due < data.day:
         raise Invalid(_("The due date cannot be before the session date."), "due_date")
-    client = await _client_for_update(session, data.client_id)
+    # The client, locked, with the catalog's facts in the same round trip.
+    params = {"client_id": data.client_id, "service_id": data.service_id, "staff_id": data.staff_id}
+    found = (await session.execute(_CLIENT_AND_CATALOG, params)).first()
+    if found is None:
+        raise Invalid(_("Choose a client."), "client_id")
+    client, service_name, service_bp, staff_bp = found
     if not client.active:
         raise Invalid(_("This client is archived. Restore the client first."), "client_id")
-    await ensure_month_open(session, data.day)
     if data.pay_from_credit and client.credit_cents < data.amount_cents:
         raise Refused(
             _(
@@ -307,8 +319,6 @@ async def register_charge(
     description = data.description.strip()
     commission_bp = 0
     if data.service_id is not None or data.staff_id is not None:
-        params = {"service_id": data.service_id, "staff_id": data.staff_id}
-        service_name, service_bp, staff_bp = await _CATALOG_FACTS.first(session, params)
         if data.service_id is not None and service_name is None:
             raise Invalid(_("Unknown service."), "service_id")
         if data.staff_id is not None and staff_bp is None:
@@ -398,6 +408,10 @@ async def register_charge(
         owed_delta = 0
         payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
     await session.execute(_JOURNAL, entries)  # one statement
+    # Only now that this INSERT holds the journal's ROW EXCLUSIVE lock (which a
+    # month being closed waits for and blocks, see ``ensure_month_open``): the
+    # check costs no LOCK statement of its own. A refusal rolls everything back.
+    await _check_month_open(session, data.day)
     if settled:
         allocation = {
             "charge_id": charge.id,

@@ -478,6 +478,42 @@ async def test_closed_month_accepts_no_new_entries(client, login, csrf, make_cli
     assert await count(maker, Charge) == 0
 
 
+async def test_a_charge_racing_a_month_close_waits_for_it_and_is_refused(
+    client, login, csrf, make_client, maker
+):
+    """The close holds the journal (SHARE on PostgreSQL, the write lock on SQLite) while
+    it marks the month closed; a charge dated in that month sent meanwhile must wait,
+    then see the month closed: checked before the journal was held, it would slip in."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app.db import begin_write
+    from app.statements.services import _lock_journal
+
+    await login(client, "reception")
+    client_id = await make_client()
+    token = await csrf(client)
+    async with maker() as closing:
+        await begin_write(closing)
+        await _lock_journal(closing)
+        closing.add(Period(month="2026-01", closed_at=datetime.now(UTC)))
+        await closing.flush()
+        charge = asyncio.create_task(
+            client.post(
+                "/api/v1/charges",
+                json={"client_id": client_id, "amount": "10.00", "date": "2026-01-31"},
+                headers={"x-csrftoken": token},
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not charge.done()  # waiting for the close
+        await closing.commit()
+    response = await charge
+    assert response.status_code == 409 and "closed" in response.json()["detail"]
+    assert await count(maker, Charge) == 0
+    await assert_verify_clean(maker)
+
+
 async def test_entries_and_allocations_cannot_be_changed(client, login, csrf, make_client, maker):
     await login(client, "reception")
     client_id = await make_client()
