@@ -39,6 +39,7 @@ from app.clients.services import (  # noqa: E402
     SEARCH_LIMIT,
     _contains,
     _search_statements,
+    _walks,
     query_words,
 )
 
@@ -46,22 +47,23 @@ POOL: dict[str, asyncpg.Pool] = {}
 
 
 @lru_cache(maxsize=16)
-def _sql(words: int, driver: str = "asyncpg") -> tuple[str, tuple[str, ...]]:
+def _sql(words: int, walk: bool, driver: str = "asyncpg") -> tuple[str, tuple[str, ...]]:
     """The statement ``ClientService.search`` sends, as the driver receives it.
 
     asyncpg takes positional ``$1`` parameters in the order returned;
     psycopg2 takes the named ``%(w0)s`` ones from a dict.
     """
     dialect = asyncpg_dialect() if driver == "asyncpg" else psycopg2_dialect()
-    compiled = _search_statements(words, False)[0].compile(dialect=dialect)
+    compiled = _search_statements(words, False, walk=walk)[0].compile(dialect=dialect)
     return str(compiled), tuple(compiled.positiontup or ())
 
 
-def _values(q: str) -> tuple[int, dict[str, object]]:
+def _values(q: str) -> tuple[tuple[int, bool], dict[str, object]]:
+    """The statement's key (``_sql``'s first two arguments) and its values."""
     words = query_words(q)
     values: dict[str, object] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
     values.update(limit=SEARCH_LIMIT + 1, offset=0)
-    return len(words), values
+    return (len(words), _walks(words, "postgresql")), values
 
 
 def _page(rows: list[Any]) -> str:
@@ -75,8 +77,8 @@ def _page(rows: list[Any]) -> str:
 
 @get("/clients", media_type=MediaType.HTML)
 async def search(q: str = "") -> str:
-    words, values = _values(q)
-    sql, order = _sql(words)
+    key, values = _values(q)
+    sql, order = _sql(*key)
     return _page(await POOL["db"].fetch(sql, *[values[name] for name in order]))
 
 
@@ -116,9 +118,9 @@ def create_flask_app() -> Any:
 
     @flask.get("/clients")
     def flask_search() -> str:
-        words, values = _values(request.args.get("q", ""))
+        key, values = _values(request.args.get("q", ""))
         with connection().cursor() as cur:
-            cur.execute(_sql(words, "psycopg2")[0], values)
+            cur.execute(_sql(*key, "psycopg2")[0], values)
             return _page(cur.fetchall())
 
     @flask.get("/health")

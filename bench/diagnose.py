@@ -103,7 +103,13 @@ async def search_sql(db: str, plans: bool = False) -> None:
     import run
     from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-    from app.clients.services import SEARCH_LIMIT, _contains, _search_statements, query_words
+    from app.clients.services import (
+        SEARCH_LIMIT,
+        _contains,
+        _search_statements,
+        _walks,
+        query_words,
+    )
 
     def kind(q: str) -> str:
         if q in run.NOBODY:
@@ -116,8 +122,13 @@ async def search_sql(db: str, plans: bool = False) -> None:
     conn = await asyncpg.connect(pg.dsn(db))
     compiled = {}
 
-    async def timed(setting: str) -> list[float]:
-        """Milliseconds per query, in the order of ``queries``, warm and prepared."""
+    async def timed(setting: str, app_plan: bool = True) -> list[float]:
+        """Milliseconds per query, in the order of ``queries``, warm and prepared.
+
+        ``app_plan``: each query's statement as the app chooses it (the name
+        index walked or not, see ``ClientService.search``); otherwise the one that
+        leaves the choice to the planner, which the forced plans need.
+        """
         await conn.execute(RESET)  # one plan's settings must not carry into the next
         if setting:
             await conn.execute(setting)
@@ -125,13 +136,13 @@ async def search_sql(db: str, plans: bool = False) -> None:
         for round_ in range(2):
             for q in queries:
                 words = query_words(q)
-                if len(words) not in compiled:
+                key = len(words), _walks(words, "postgresql") if app_plan else True
+                if key not in compiled:
                     # The statement the app sends, as asyncpg receives it.
-                    sql = _search_statements(len(words), False)[0].compile(
-                        dialect=asyncpg_dialect()
-                    )
-                    compiled[len(words)] = (str(sql), sql.positiontup)
-                sql, order = compiled[len(words)]
+                    statement = _search_statements(key[0], False, summary=True, walk=key[1])[0]
+                    sql = statement.compile(dialect=asyncpg_dialect())
+                    compiled[key] = (str(sql), sql.positiontup)
+                sql, order = compiled[key]
                 values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
                 values.update(limit=SEARCH_LIMIT + 1, offset=0)
                 started = time.perf_counter()
@@ -164,8 +175,9 @@ async def search_sql(db: str, plans: bool = False) -> None:
         report("as the app sends it:", await timed(""))
     else:
         await conn.execute("SET plan_cache_mode = force_custom_plan")
-        report("as planned:", await timed(""))
-        forced = [await timed(setting) for setting in PLANS.values()]
+        report("as the app sends it:", await timed(""))
+        report("the planner's choice (before 2026-12-04):", await timed("", app_plan=False))
+        forced = [await timed(setting, app_plan=False) for setting in PLANS.values()]
         for title, per_query in zip(PLANS, forced, strict=True):
             report(f"{title}:", per_query)
         report(

@@ -7,7 +7,9 @@ Every method here that moves money:
   conditional UPDATE, so credit never goes below zero even when several
   worker processes charge the same client at once;
 - refuses with ``Refused`` (409: a state conflict) or ``Invalid`` (422: bad
-  input), before anything is flushed, so a refused request writes nothing.
+  input), before anything is flushed, so a refused request writes nothing
+  (``register_charge`` checks for a closed month just after its journal
+  INSERT, whose lock the check needs; the refusal rolls the INSERT back).
 
 Amounts are integer cents. Entry signs: ``credit_delta`` and ``owed_delta``
 are what the event did to the client; ``amount`` = credit_delta − owed_delta

@@ -218,6 +218,37 @@ async def test_search_ignores_case_and_accents_and_matches_any_part(
     assert len(await names("")) == 3
 
 
+async def test_both_ways_of_searching_give_the_same_page(maker: Any) -> None:
+    """On PostgreSQL a search walks the name index or sorts the trigram index's
+    matches, depending on its words (``ClientService.search``): either statement
+    must return the same rows in the same order, page by page, ties included."""
+    from app.clients.services import _contains, _search_statements, query_words
+
+    for name in [
+        "Nicolas Prado", "Ana Nicolau", "nicole", "Nícolas Prado", "Bruno Nico",
+        "Nicolas Prado", "Zé Nicolino", "Ana Prado", "Marina Nicolosi", "Nico",
+    ]:  # fmt: skip
+        await add(maker, name)
+    async with maker() as session:
+        for q in ["nico", "nicolas prado", "prado", "ana", "a", "nic ol", "zzzz"]:
+            words = query_words(q)
+            for offset in (0, 2, 4):
+                params = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+                params.update(limit=3, offset=offset)
+                pages = []
+                for walk in (True, False):
+                    stmt = _search_statements(len(words), False, summary=True, walk=walk)[0]
+                    pages.append([tuple(r) for r in (await session.execute(stmt, params)).all()])
+                assert pages[0] == pages[1], (q, offset)
+        every = (await session.execute(_search_statements(1, False, True, False)[0], {
+            "w0": _contains("nico"), "limit": 20, "offset": 0,
+        })).all()  # fmt: skip
+        assert [r.name for r in every] == sorted(
+            [r.name for r in every], key=lambda n: n.lower().replace("í", "i")
+        )
+        assert len(every) == 9
+
+
 async def test_search_takes_like_wildcards_literally(
     client: AsyncTestClient[Any], login: Any, maker: Any
 ) -> None:
