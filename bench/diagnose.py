@@ -3,6 +3,7 @@
     python bench/diagnose.py --db saldo50k "/clients?q=mar" "/collect?month=2026-10" pay
     python bench/diagnose.py --db saldo50k --search-sql     # the search query alone, in SQL
     python bench/diagnose.py --db saldo50k --search-sql --plans   # and with each plan forced
+    python bench/diagnose.py --db saldo50k --search-sql --ab-walk # old and new statement in turns
 
 Runs the app in this process (Litestar's test client, no network) against a
 generated database, logs in as the bench admin, and for each path reports the
@@ -94,7 +95,7 @@ RESET = "; ".join(
 )
 
 
-async def search_sql(db: str, plans: bool = False) -> None:
+async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> None:
     import statistics
     import urllib.parse
     from collections import defaultdict
@@ -171,7 +172,39 @@ async def search_sql(db: str, plans: bool = False) -> None:
             f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(every):.0f}/s"
         )
 
-    if not plans:
+    async def interleaved() -> tuple[list[float], list[float]]:
+        """The app's statement and the always-walk one, query by query, in turns.
+
+        This machine drifts between runs; timing both on each query in
+        alternating order gives both the same drift.
+        """
+        old_times, new_times = [], []
+        for round_ in range(2):
+            for i, q in enumerate(queries):
+                words = query_words(q)
+                values = {f"w{j}": _contains(w) for j, w in enumerate(words)}
+                values.update(limit=SEARCH_LIMIT + 1, offset=0)
+                turns = [(old_times, True), (new_times, _walks(words, "postgresql"))]
+                for times, walk in turns[:: 1 if i % 2 else -1]:
+                    if (len(words), walk) not in compiled:
+                        stmt = _search_statements(len(words), False, summary=True, walk=walk)[0]
+                        sql = stmt.compile(dialect=asyncpg_dialect())
+                        compiled[len(words), walk] = (str(sql), sql.positiontup)
+                    sql, order = compiled[len(words), walk]
+                    started = time.perf_counter()
+                    await conn.fetch(sql, *[values[name] for name in order])
+                    if round_:
+                        times.append((time.perf_counter() - started) * 1000)
+        return old_times, new_times
+
+    if ab_walk:
+        old_times, new_times = await interleaved()
+        report(
+            "the planner's choice for every query (before 2026-12-04):",
+            old_times,
+        )
+        report("as the app sends it:", new_times)
+    elif not plans:
         report("as the app sends it:", await timed(""))
     else:
         await conn.execute("SET plan_cache_mode = force_custom_plan")
@@ -193,10 +226,15 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--search-sql", action="store_true")
     ap.add_argument("--plans", action="store_true", help="with --search-sql: each plan forced")
+    ap.add_argument(
+        "--ab-walk",
+        action="store_true",
+        help="with --search-sql: the app's statements against the planner's, in turns",
+    )
     ap.add_argument("paths", nargs="*")
     args = ap.parse_args()
     if args.search_sql:
-        await search_sql(args.db, args.plans)
+        await search_sql(args.db, args.plans, args.ab_walk)
         return
     os.environ.update(
         DATABASE_URL=pg.url(args.db),
