@@ -268,8 +268,8 @@ class ClientService:
         # for a page. The trigram index is the better road once a word has 4+
         # characters; up to 3 (no trigram at all below 3, thousands of matches at 3)
         # the walk finds a page quickly. Same rows, same order, either way; on
-        # 3,000 searches of 50,000 clients, PostgreSQL's time fell by a quarter
-        # and its p99 from 4.0 to 2.8 ms (docs/BENCHMARKS.md, 2026-12-04).
+        # 3,000 searches of 50,000 clients PostgreSQL's time per search and its
+        # p99 fell by a quarter (docs/BENCHMARKS.md, 2026-12-04, early morning).
         walk = _walks(words, self.session.bind.dialect.name)
         rows_stmt, count_stmt = _search_statements(len(words), archived, summary, walk)
         params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
