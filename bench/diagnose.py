@@ -121,7 +121,20 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
 
     queries = [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, None))]
     conn = await asyncpg.connect(pg.dsn(db))
-    compiled = {}
+    compiled: dict[tuple[int, bool], tuple[str, Any]] = {}
+
+    async def fetch_timed(words: list[str], walk: bool) -> float:
+        """One search as the app sends it (warm: compiled once), in milliseconds."""
+        if (len(words), walk) not in compiled:
+            statement = _search_statements(len(words), False, summary=True, walk=walk)[0]
+            sql = statement.compile(dialect=asyncpg_dialect())
+            compiled[len(words), walk] = (str(sql), sql.positiontup)
+        sql, order = compiled[len(words), walk]
+        values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+        values.update(limit=SEARCH_LIMIT + 1, offset=0)
+        started = time.perf_counter()
+        await conn.fetch(sql, *[values[name] for name in order])
+        return (time.perf_counter() - started) * 1000
 
     async def timed(setting: str, app_plan: bool = True) -> list[float]:
         """Milliseconds per query, in the order of ``queries``, warm and prepared.
@@ -137,19 +150,9 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         for round_ in range(2):
             for q in queries:
                 words = query_words(q)
-                key = len(words), _walks(words, "postgresql") if app_plan else True
-                if key not in compiled:
-                    # The statement the app sends, as asyncpg receives it.
-                    statement = _search_statements(key[0], False, summary=True, walk=key[1])[0]
-                    sql = statement.compile(dialect=asyncpg_dialect())
-                    compiled[key] = (str(sql), sql.positiontup)
-                sql, order = compiled[key]
-                values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
-                values.update(limit=SEARCH_LIMIT + 1, offset=0)
-                started = time.perf_counter()
-                await conn.fetch(sql, *[values[name] for name in order])
+                spent = await fetch_timed(words, _walks(words, "postgresql") if app_plan else True)
                 if round_:  # the second round: warm, prepared
-                    times.append((time.perf_counter() - started) * 1000)
+                    times.append(spent)
         return times
 
     def report(title: str, per_query: list[float]) -> None:
@@ -182,19 +185,11 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         for round_ in range(2):
             for i, q in enumerate(queries):
                 words = query_words(q)
-                values = {f"w{j}": _contains(w) for j, w in enumerate(words)}
-                values.update(limit=SEARCH_LIMIT + 1, offset=0)
                 turns = [(old_times, True), (new_times, _walks(words, "postgresql"))]
                 for times, walk in turns[:: 1 if i % 2 else -1]:
-                    if (len(words), walk) not in compiled:
-                        stmt = _search_statements(len(words), False, summary=True, walk=walk)[0]
-                        sql = stmt.compile(dialect=asyncpg_dialect())
-                        compiled[len(words), walk] = (str(sql), sql.positiontup)
-                    sql, order = compiled[len(words), walk]
-                    started = time.perf_counter()
-                    await conn.fetch(sql, *[values[name] for name in order])
+                    spent = await fetch_timed(words, walk)
                     if round_:
-                        times.append((time.perf_counter() - started) * 1000)
+                        times.append(spent)
         return old_times, new_times
 
     if ab_walk:

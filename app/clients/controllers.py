@@ -27,8 +27,7 @@ def invalid_input(errors: dict[str, str]) -> Response[Any]:
 
 def wants_fragment(request: Request[Any, Any, Any], target: str) -> bool:
     """An HTMX request that swaps only ``#target`` (history restores get the whole page)."""
-    asked = htmx_headers(request).get(b"hx-target")
-    return is_htmx(request) and asked in (None, target.encode())
+    return is_htmx(request) and htmx_headers(request).get(b"hx-target") in (None, target.encode())
 
 
 class ClientController(Controller):

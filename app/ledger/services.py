@@ -257,21 +257,13 @@ class ChargeInput:
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.__dict__.items()}
 
 
-# What registering a charge reads, in one round trip: the client (locked, like
-# ``_client_for_update``), the service's name and commission, the staff
+# What registering a charge reads, in one round trip: the client, locked as
+# ``_CLIENT_FOR_UPDATE`` locks it, the service's name and commission, the staff
 # member's commission. A None name or staff commission means no such row.
-_CLIENT_AND_CATALOG = (
-    select(
-        Client,
-        select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
-        select(Service.commission_bp)
-        .where(Service.id == bindparam("service_id"))
-        .scalar_subquery(),
-        select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
-    )
-    .where(Client.id == bindparam("client_id"))
-    .with_for_update(of=Client)
-    .execution_options(populate_existing=True)
+_CLIENT_AND_CATALOG = _CLIENT_FOR_UPDATE.add_columns(
+    select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
+    select(Service.commission_bp).where(Service.id == bindparam("service_id")).scalar_subquery(),
+    select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
 )
 
 
@@ -424,7 +416,6 @@ async def register_charge(
         }
         await session.execute(_ALLOCATE, [allocation])
     await _move_client(session, client.id, credit_delta, owed_delta)
-    await session.flush()
     return charge, payment_result
 
 
