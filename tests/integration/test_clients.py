@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin.services import save_settings
@@ -219,34 +219,126 @@ async def test_search_ignores_case_and_accents_and_matches_any_part(
 
 
 async def test_both_ways_of_searching_give_the_same_page(maker: Any) -> None:
-    """On PostgreSQL a search walks the name index or sorts the trigram index's
-    matches, depending on its words (``ClientService.search``): either statement
-    must return the same rows in the same order, page by page, ties included."""
-    from app.clients.services import _contains, _search_statements, query_words
+    """A search walks the name index or finds its matches through a trigram index
+    (PostgreSQL's pg_trgm, SQLite's FTS5 table), depending on its words
+    (``ClientService.search``): every statement must return the same rows in the
+    same order, page by page, ties included."""
+    from app.clients.services import _contains, _fts_match, _search_statements, query_words
 
     for name in [
         "Nicolas Prado", "Ana Nicolau", "nicole", "Nícolas Prado", "Bruno Nico",
         "Nicolas Prado", "Zé Nicolino", "Ana Prado", "Marina Nicolosi", "Nico",
+        'Ana "Nica" Prado', "Ana 100% Nicola",
     ]:  # fmt: skip
         await add(maker, name)
+    await add(maker, "Nicolau Arquivado")
     async with maker() as session:
-        for q in ["nico", "nicolas prado", "prado", "ana", "a", "nic ol", "zzzz"]:
+        await session.execute(update(Client).where(Client.name == "Nicolau Arquivado").values(
+            active=False
+        ))  # fmt: skip
+        await session.commit()
+        ways = [(True, False), (False, False)]
+        if session.bind.dialect.name == "sqlite":
+            ways.append((False, True))
+        queries = ["nico", "nicolas prado", "prado", "ana", "a", "nic ol", "zzzz", '"nica"']
+        for q in [*queries, "100%", "nicolau", "arquivado"]:
             words = query_words(q)
-            for offset in (0, 2, 4):
-                params = {f"w{i}": _contains(w) for i, w in enumerate(words)}
-                params.update(limit=3, offset=offset)
-                pages = []
-                for walk in (True, False):
-                    stmt = _search_statements(len(words), False, summary=True, walk=walk)[0]
-                    pages.append([tuple(r) for r in (await session.execute(stmt, params)).all()])
-                assert pages[0] == pages[1], (q, offset)
+            for archived in (False, True):
+                for offset in (0, 2, 4):
+                    params = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+                    params.update(limit=3, offset=offset, match=_fts_match(words))
+                    pages = []
+                    for walk, fts in ways:
+                        if fts and not params["match"]:
+                            continue  # no word of 3+ characters: never asked of the index
+                        stmt = _search_statements(len(words), archived, True, walk, fts)[0]
+                        rows = (await session.execute(stmt, params)).all()
+                        pages.append([tuple(r) for r in rows])
+                    assert all(page == pages[0] for page in pages), (q, archived, offset)
         every = (await session.execute(_search_statements(1, False, True, False)[0], {
             "w0": _contains("nico"), "limit": 20, "offset": 0,
         })).all()  # fmt: skip
         assert [r.name for r in every] == sorted(
             [r.name for r in every], key=lambda n: n.lower().replace("í", "i")
         )
-        assert len(every) == 9
+        assert len(every) == 10
+
+
+async def test_search_finds_clients_by_what_they_are_called_now(maker: Any) -> None:
+    """A new name, e-mail or phone is found at once and the old one no longer is,
+    whichever index the search asks (on SQLite the trigram index is a table of its
+    own, kept by triggers); a deleted client is gone from it too."""
+    async with maker() as session:
+        service = ClientService(session)
+        kept = await service.create(ClientInput(name="Rosalinda Ferraz", email="rosa@mail.com"))
+        typo = await service.create(ClientInput(name="Gertrudes Errada"))
+
+        async def found(q: str, archived: bool = False) -> list[int]:
+            return [c.id for c in (await service.search(q, archived=archived)).items]
+
+        assert await found("rosalinda") == [kept.id]
+        assert await found("gertrudes") == [typo.id]
+        await service.update(
+            kept.id, ClientInput(name="Rosângela Ferraz", phone="+55 11 98765-4321")
+        )
+        assert await found("rosalinda") == [] and await found("rosa@mail") == []
+        assert await found("rosangela ferraz") == [kept.id]
+        assert await found("98765") == [kept.id]
+        await service.archive(kept.id)
+        assert await found("rosangela") == []
+        assert await found("rosangela", archived=True) == [kept.id]
+        await service.unarchive(kept.id)
+        assert await found("rosangela") == [kept.id]
+        await service.delete(typo.id)
+        assert await found("gertrudes", archived=True) == []
+        assert await found("ferraz") == [kept.id]
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+async def test_upgrading_sqlite_indexes_the_clients_already_there(
+    empty_db_url: str, settings_for: Callable[..., Any]
+) -> None:
+    """Migration 0008 builds SQLite's trigram index over the clients a practice
+    already has, and taking it back leaves the schema of 0007."""
+    import sqlite3
+
+    from alembic import command
+    from alembic.config import Config
+
+    from app.clients.services import search_fields
+    from app.db import alembic_ini_path, create_engine, session_maker
+    from tests.conftest import run_in_thread
+
+    cfg = Config(alembic_ini_path())
+    cfg.attributes["database_url"] = empty_db_url
+    cfg.attributes["configure_logging"] = False
+    run_in_thread(lambda: command.upgrade(cfg, "0007"))
+    path = empty_db_url.split("///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        for name in ("Valdomiro Antunes", "Leocádia Antunes"):
+            name_key, search_text = search_fields(name, None, None)
+            conn.execute(
+                "INSERT INTO clients (name, name_key, search_text, active, credit_cents, "
+                "owed_cents, created_at, updated_at) VALUES (?, ?, ?, 1, 0, 0, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                (name, name_key, search_text),
+            )
+    run_in_thread(lambda: command.upgrade(cfg, "head"))
+    engine = create_engine(settings_for(empty_db_url))
+    try:
+        async with session_maker(engine)() as session:
+            service = ClientService(session)
+            found = await service.search("antunes")
+            assert [c.name for c in found.items] == ["Leocádia Antunes", "Valdomiro Antunes"]
+            assert [c.name for c in (await service.search("valdo")).items] == ["Valdomiro Antunes"]
+    finally:
+        await engine.dispose()
+    run_in_thread(lambda: command.downgrade(cfg, "0007"))
+    with sqlite3.connect(path) as conn:
+        left = conn.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'clients_search%'"
+        ).fetchall()
+    assert left == []
 
 
 async def test_search_takes_like_wildcards_literally(
