@@ -3,7 +3,10 @@ request ids, logs, errors and the command line. Runs on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import re
@@ -219,6 +222,57 @@ async def test_begin_write_holds_the_sqlite_write_lock_from_the_start(
         assert not _try_write_lock(db_url), "BEGIN IMMEDIATE should hold the write lock"
         await session.rollback()
     assert _try_write_lock(db_url)
+
+
+@only_sqlite
+async def test_sqlite_writers_take_turns_and_every_way_out_passes_the_turn_on(
+    maker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Writers queue in front of SQLite's lock (``SqliteWriters``): the next one
+    goes as soon as the one before commits, rolls back or is just closed (a
+    turn never given back would hold every later writer for SQLite's timeout)."""
+    for finish in ("commit", "rollback", "close"):
+        first, second = maker(), maker()
+        await begin_write(first)
+        waiting = asyncio.create_task(begin_write(second))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await getattr(first, finish)()
+        await asyncio.wait_for(waiting, 5)
+        await second.close()
+        await first.close()
+
+
+@only_sqlite
+async def test_a_sqlite_writer_waits_for_another_process_turn_before_asking_for_the_lock(
+    db_url: str, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Across processes writers take turns on an flock of ``<database>-writers``: one
+    waits there, woken when the turn is free, not in SQLite's sleeping busy handler.
+    One that stops waiting (its request went away) leaves the queue working."""
+    path = db_url.split(":///", 1)[1]
+    other_process = os.open(f"{path}-writers", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        gone = asyncio.create_task(begin_write(maker()))
+        await asyncio.sleep(0.2)
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+        async with maker() as session:
+            waiting = asyncio.create_task(begin_write(session))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert _try_write_lock(db_url), "a writer waiting its turn holds no SQLite lock"
+            fcntl.flock(other_process, fcntl.LOCK_UN)
+            await asyncio.wait_for(waiting, 5)
+            assert not _try_write_lock(db_url)
+            await session.rollback()
+        async with maker() as session:
+            await asyncio.wait_for(begin_write(session), 5)
+            await session.rollback()
+    finally:
+        os.close(other_process)
 
 
 @only_sqlite
