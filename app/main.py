@@ -89,6 +89,9 @@ def configure_logging() -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
     logging.getLogger("saldo").setLevel(logging.INFO)
+    # WeasyPrint logs each of a PDF's seven rendering steps at INFO: noise in the
+    # server's log, seven lines per statement downloaded.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
