@@ -32,6 +32,9 @@ A variant is an experiment, not the fix: the lead applies the real change.
   instead of three queries per client; the statements — and so the digest —
   are the same.
 
+- ``cached_login``: an upper bound on skipping the login lookup: each
+  process keeps the first answer for each session cookie, never invalidated.
+
 ``python bench/variants.py close-month YYYY-MM`` runs the CLI with the
 variants of ``SALDO_BENCH_VARIANT`` applied.
 """
@@ -401,6 +404,25 @@ def _bulk_close() -> None:
     services.close_month = close_month
 
 
+def _cached_login() -> None:
+    """Upper bound, not a fix: each process answers a session cookie it has seen from memory.
+
+    Nothing invalidates the entry (a logout would go unnoticed), so this only
+    says what the login lookup's round trip costs a request.
+    """
+    from app.auth import services
+
+    original = services.session_user
+    seen: dict[str, Any] = {}
+
+    async def session_user(session: Any, token: str, *args: Any) -> Any:
+        if token not in seen:
+            seen[token] = await original(session, token, *args)
+        return seen[token]
+
+    services.session_user = session_user
+
+
 def _quiet_access_log() -> None:
     logging.getLogger("saldo.access").setLevel(logging.WARNING)
 
@@ -413,6 +435,7 @@ VARIANTS = {
     "review_page": _review_page,
     "fast_money": _fast_money,
     "bulk_close": _bulk_close,
+    "cached_login": _cached_login,
 }
 
 
