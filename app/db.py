@@ -101,16 +101,17 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("saldo_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
-    # A writer leaves the queue when its transaction ends, however it ends:
-    # commit, rollback, or its connection going back to the pool.
-    def _leave(info: dict[str, Any]) -> None:
-        writers = info.pop(_QUEUED, None)
+    # A writer leaves the queue when its connection goes back to the pool, which a
+    # session does at commit, rollback and close, after the COMMIT went through,
+    # and the pool does for a connection thrown away too: the next writer never
+    # finds SQLite's lock still held (leaving at the "commit" event, just before
+    # the COMMIT, measured 3-14% fewer POSTs a second).
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _leave(_dbapi: Any, record: Any) -> None:
+        writers = record.info.pop(_QUEUED, None)
         if writers is not None:
             writers.leave()
 
-    event.listen(engine.sync_engine, "commit", lambda conn: _leave(conn.info))
-    event.listen(engine.sync_engine, "rollback", lambda conn: _leave(conn.info))
-    event.listen(engine.sync_engine.pool, "checkin", lambda _c, record: _leave(record.info))
     database = engine.url.database
     path = Path(database) if database and database != ":memory:" else None
     _sqlite_writers[engine.sync_engine.dialect] = SqliteWriters(path)

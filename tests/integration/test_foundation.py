@@ -229,15 +229,19 @@ async def test_sqlite_writers_take_turns_and_every_way_out_passes_the_turn_on(
     maker: async_sessionmaker[AsyncSession],
 ) -> None:
     """Writers queue in front of SQLite's lock (``SqliteWriters``): the next one
-    goes as soon as the one before commits, rolls back or is just closed (a
-    turn never given back would hold every later writer for SQLite's timeout)."""
-    for finish in ("commit", "rollback", "close"):
+    goes as soon as the one before commits, rolls back, is just closed or loses
+    its connection (a turn never given back would hold every later writer for
+    SQLite's timeout)."""
+    for finish in ("commit", "rollback", "close", "invalidate"):
         first, second = maker(), maker()
         await begin_write(first)
         waiting = asyncio.create_task(begin_write(second))
         await asyncio.sleep(0.2)
         assert not waiting.done()
-        await getattr(first, finish)()
+        if finish == "invalidate":
+            await (await first.connection()).invalidate()
+        else:
+            await getattr(first, finish)()
         await asyncio.wait_for(waiting, 5)
         await second.close()
         await first.close()
