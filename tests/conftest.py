@@ -138,12 +138,13 @@ def run_in_thread(fn: Callable[[], T]) -> T:
     return result[0]
 
 
-def migrate(database_url: str) -> None:
-    """Bring the database at ``database_url`` to the newest migration, as ``db upgrade`` does."""
+def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
+    """Bring the database at ``database_url`` to ``revision`` (the newest by default, as
+    ``db upgrade`` does); with ``down``, take it back to that revision."""
     cfg = Config(alembic_ini_path())
     cfg.attributes["database_url"] = database_url
     cfg.attributes["configure_logging"] = False
-    run_in_thread(lambda: command.upgrade(cfg, "head"))
+    run_in_thread(lambda: (command.downgrade if down else command.upgrade)(cfg, revision))
 
 
 def sqlite_url(path: Path) -> str:

@@ -129,11 +129,11 @@ def _search_statements(
         # cannot walk ix_clients_active_name probing the matches: it reads just the
         # matches by primary key, then sorts them (6 ms -> 0.1 ms for a name nobody has).
         conditions.append(Client.active.is_not(False) if fts else Client.active)
-    ids, count = select(Client.id, Client.name_key), select(func.count()).select_from(Client)
     # name_key || '' sorts exactly like name_key; it only hides the index order.
     order = Client.name_key if walk else Client.name_key.op("||")(literal_column("''"))
     page = (
-        ids.where(*conditions)
+        select(Client.id, Client.name_key)
+        .where(*conditions)
         .order_by(order, Client.id)
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
@@ -141,7 +141,8 @@ def _search_statements(
     )
     shown = SUMMARY_COLUMNS if summary else (Client,)
     rows = select(*shown).join(page, page.c.id == Client.id).order_by(page.c.name_key, page.c.id)
-    return rows, count.where(*conditions)
+    count = select(func.count()).select_from(Client).where(*conditions)
+    return rows, count
 
 
 @lru_cache(maxsize=64)

@@ -6,12 +6,13 @@ Create Date: 2026-12-04 05:40:00
 
 SQLite has no trigram index like PostgreSQL's pg_trgm, so a search for a word
 few clients have walked every client in name order (at 50,000 clients, about
-6 ms for a name nobody has, the database in memory). ``clients_search`` is an FTS5 table with the trigram tokenizer
-over ``clients.search_text`` (external content: it keeps the index, the text
-stays in ``clients``), kept up to date by triggers on every write to clients,
-whichever code path makes it. The search asks it for the clients whose text
-holds each word of 3+ characters (see ``ClientService.search``): about 1 ms
-for that name. PostgreSQL is unchanged.
+6 ms for a name nobody has, the database in memory). ``clients_search`` is an
+FTS5 table with the trigram tokenizer over ``clients.search_text`` (external
+content: it keeps the index, the text stays in ``clients``), kept up to date
+by triggers on every write to clients, whichever code path makes it. The
+search asks it for the clients whose text holds each word of 3+ characters
+(see ``ClientService.search``): about 1 ms for that name. PostgreSQL is
+unchanged.
 
 A later migration that rebuilds ``clients`` on SQLite (``batch_alter_table``
 with a table copy) drops these triggers with the old table and must create

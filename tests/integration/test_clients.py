@@ -302,17 +302,11 @@ async def test_upgrading_sqlite_indexes_the_clients_already_there(
     already has, and taking it back leaves the schema of 0007."""
     import sqlite3
 
-    from alembic import command
-    from alembic.config import Config
-
     from app.clients.services import search_fields
-    from app.db import alembic_ini_path, create_engine, session_maker
-    from tests.conftest import run_in_thread
+    from app.db import create_engine, session_maker
+    from tests.conftest import migrate
 
-    cfg = Config(alembic_ini_path())
-    cfg.attributes["database_url"] = empty_db_url
-    cfg.attributes["configure_logging"] = False
-    run_in_thread(lambda: command.upgrade(cfg, "0007"))
+    migrate(empty_db_url, "0007")
     path = empty_db_url.split("///", 1)[1]
     with sqlite3.connect(path) as conn:
         for name in ("Valdomiro Antunes", "Leocádia Antunes"):
@@ -323,7 +317,7 @@ async def test_upgrading_sqlite_indexes_the_clients_already_there(
                 "'2026-01-01 00:00:00', '2026-01-01 00:00:00')",
                 (name, name_key, search_text),
             )
-    run_in_thread(lambda: command.upgrade(cfg, "head"))
+    migrate(empty_db_url)
     engine = create_engine(settings_for(empty_db_url))
     try:
         async with session_maker(engine)() as session:
@@ -333,7 +327,7 @@ async def test_upgrading_sqlite_indexes_the_clients_already_there(
             assert [c.name for c in (await service.search("valdo")).items] == ["Valdomiro Antunes"]
     finally:
         await engine.dispose()
-    run_in_thread(lambda: command.downgrade(cfg, "0007"))
+    migrate(empty_db_url, "0007", down=True)
     with sqlite3.connect(path) as conn:
         left = conn.execute(
             "SELECT name FROM sqlite_master WHERE name LIKE 'clients_search%'"
