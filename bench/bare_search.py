@@ -63,7 +63,7 @@ def _values(q: str) -> tuple[tuple[int, bool], dict[str, object]]:
     words = query_words(q)
     values: dict[str, object] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
     values.update(limit=SEARCH_LIMIT + 1, offset=0)
-    return (len(words), _walks(words, "postgresql")), values
+    return (len(words), _walks(words)), values
 
 
 def _page(rows: list[Any]) -> str:

@@ -150,7 +150,7 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         for round_ in range(2):
             for q in queries:
                 words = query_words(q)
-                spent = await fetch_timed(words, _walks(words, "postgresql") if app_plan else True)
+                spent = await fetch_timed(words, _walks(words) if app_plan else True)
                 if round_:  # the second round: warm, prepared
                     times.append(spent)
         return times
@@ -185,7 +185,7 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         for round_ in range(2):
             for i, q in enumerate(queries):
                 words = query_words(q)
-                turns = [(old_times, True), (new_times, _walks(words, "postgresql"))]
+                turns = [(old_times, True), (new_times, _walks(words))]
                 for times, walk in turns[:: 1 if i % 2 else -1]:
                     spent = await fetch_timed(words, walk)
                     if round_:

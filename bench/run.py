@@ -143,6 +143,12 @@ def database_label(f: dict[str, Any]) -> str:
 
 
 def record(bench: str, f: dict[str, Any], figures: dict[str, Any], label: str) -> None:
+    if bench == "search" and figures.get("non_2xx_3xx"):
+        # Error pages are fast: such a run measures the failure, not the search.
+        raise SystemExit(
+            f"search: {figures['non_2xx_3xx']:,} answers were errors, nothing recorded "
+            "(the server's log says why)"
+        )
     row = {
         "bench": bench,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
