@@ -84,6 +84,10 @@ _MOVE_CLIENT = (
     .values(credit_cents=Client.credit_cents + _credit, owed_cents=Client.owed_cents + _owed)
     .execution_options(synchronize_session=False)
 )
+# The same move, made only while the month is open: registering a charge checks
+# its month here, after the journal INSERT holds the lock (see ``register_charge``),
+# rather than in a SELECT of its own.
+_MOVE_CLIENT_IF_OPEN = _MOVE_CLIENT.where(~_CLOSED_MONTH.exists())
 
 
 # --- shared checks --------------------------------------------------------------------------
@@ -141,17 +145,29 @@ async def _client_for_update(session: AsyncSession, client_id: int) -> Client:
 
 
 async def _move_client(
-    session: AsyncSession, client_id: int, credit_delta: int, owed_delta: int
+    session: AsyncSession,
+    client_id: int,
+    credit_delta: int,
+    owed_delta: int,
+    *,
+    if_open: date | None = None,
 ) -> None:
     """Apply net deltas to a client's credit and owed in one atomic, conditional UPDATE.
 
     The WHERE clause makes "credit never negative" hold under concurrency on
     both databases: a second request that would overdraw finds no row to update.
+    With ``if_open``, the same UPDATE also finds no row when that day's month is
+    closed, for a caller whose journal INSERT already holds the journal's lock.
     """
-    result = await session.execute(
-        _MOVE_CLIENT, {"client_id": client_id, "credit": credit_delta, "owed": owed_delta}
-    )
+    params = {"client_id": client_id, "credit": credit_delta, "owed": owed_delta}
+    if if_open is None:
+        result = await session.execute(_MOVE_CLIENT, params)
+    else:
+        params["month"] = f"{if_open.year:04d}-{if_open.month:02d}"
+        result = await session.execute(_MOVE_CLIENT_IF_OPEN, params)
     if result.rowcount != 1:
+        if if_open is not None:
+            await _check_month_open(session, if_open)  # which of the two it was
         raise Refused(_("Not enough credit for this."), "amount")
 
 
@@ -402,10 +418,6 @@ async def register_charge(
         owed_delta = 0
         payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
     await session.execute(_JOURNAL, entries)  # one statement
-    # Only now that this INSERT holds the journal's ROW EXCLUSIVE lock (which a
-    # month being closed waits for and blocks, see ``ensure_month_open``): the
-    # check costs no LOCK statement of its own. A refusal rolls everything back.
-    await _check_month_open(session, data.day)
     if settled:
         allocation = {
             "charge_id": charge.id,
@@ -415,7 +427,11 @@ async def register_charge(
             "created_at": _now(),
         }
         await session.execute(_ALLOCATE, [allocation])
-    await _move_client(session, client.id, credit_delta, owed_delta)
+    # The month is checked by this UPDATE, after the journal INSERT took the
+    # journal's ROW EXCLUSIVE lock (which a month being closed waits for and
+    # blocks, see ``ensure_month_open``): no LOCK or SELECT statement of its own.
+    # A refusal rolls everything back.
+    await _move_client(session, client.id, credit_delta, owed_delta, if_open=data.day)
     return charge, payment_result
 
 

@@ -461,9 +461,15 @@ async def test_accountant_cannot_move_money(client, login, csrf, make_client, ma
 # --- the journal's guarantees ---------------------------------------------------------------
 
 
-async def test_closed_month_accepts_no_new_entries(client, login, csrf, make_client, maker):
+@pytest.mark.parametrize(
+    "settle", [{}, {"pay_now_method": "pix"}, {"pay_from_credit": True}], ids=str
+)
+async def test_closed_month_accepts_no_new_entries(client, login, csrf, make_client, maker, settle):
+    """Whichever way the charge is settled, the month is checked (now by the balance
+    UPDATE, after every row was written) and the refusal leaves nothing behind."""
     await login(client, "reception")
     client_id = await make_client()
+    assert (await topup_via_api(client, csrf, client_id, "10.00")).status_code == 201
     async with maker() as session:
         from datetime import UTC, datetime
 
@@ -471,11 +477,17 @@ async def test_closed_month_accepts_no_new_entries(client, login, csrf, make_cli
         await session.commit()
     response = await client.post(
         "/api/v1/charges",
-        json={"client_id": client_id, "amount": "10.00", "date": "2026-01-31"},
+        json={"client_id": client_id, "amount": "10.00", "date": "2026-01-31", **settle},
         headers={"x-csrftoken": await csrf(client)},
     )
-    assert response.status_code == 409 and "closed" in response.json()["detail"]
-    assert await count(maker, Charge) == 0
+    assert response.status_code == 409, response.text
+    assert "2026-01 is closed" in response.json()["detail"]
+    assert await count(maker, Charge) == 0 and await count(maker, Allocation) == 0
+    assert await count(maker, Payment) == 1  # the top-up alone
+    assert await count(maker, Entry) == 1
+    async with maker() as session:
+        client_row = await session.get(Client, client_id)
+        assert (client_row.credit_cents, client_row.owed_cents) == (1000, 0)
 
 
 async def test_a_charge_racing_a_month_close_waits_for_it_and_is_refused(
