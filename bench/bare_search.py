@@ -13,28 +13,38 @@ With ``--flask`` the same statement runs on a plain Flask + psycopg2 app under
 gunicorn (2 workers, threads, keep-alive): the issue's yardstick ("Saldo should
 not be slower than the plain Flask app"), measured on this machine instead of
 quoted from another one.
+
+With ``--login`` either app first finds the user behind the session cookie, as
+Saldo does on every request: Saldo's own session lookup (the statement
+``session_user`` sends, a second round trip) and the checks it makes of the row,
+for a session row made here for the bench's reception user. A search without a
+valid session is answered 401 (and the run is not recorded).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import html
 import os
 import sys
 import tempfile
 import threading
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, Request, get
+from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+from app.auth.services import _SESSION_USER, _USER_KEYS, token_hash  # noqa: E402
 from app.clients.services import (  # noqa: E402
     SEARCH_LIMIT,
     _contains,
@@ -66,6 +76,35 @@ def _values(q: str) -> tuple[tuple[int, bool], dict[str, object]]:
     return (len(words), _walks(words)), values
 
 
+@lru_cache(maxsize=2)
+def _login_sql(driver: str) -> str:
+    """Saldo's session lookup, as the driver receives it (one parameter: the token's hash)."""
+    dialect = asyncpg_dialect() if driver == "asyncpg" else psycopg2_dialect()
+    return str(_SESSION_USER.compile(dialect=dialect))
+
+
+_ACTIVE, _EPOCH, _N = _USER_KEYS.index("active"), _USER_KEYS.index("auth_epoch"), len(_USER_KEYS)
+_IDLE, _ABSOLUTE = timedelta(minutes=30), timedelta(hours=12)  # the app's defaults
+
+
+def _signed_in(row: Any) -> bool:
+    """The checks ``session_user`` makes of the lookup's row."""
+    if row is None:
+        return False
+    at = datetime.now(UTC)
+    epoch, created_at, last_seen_at = row[_N + 1], row[_N + 2], row[_N + 3]
+    return (
+        bool(row[_ACTIVE])
+        and epoch == row[_EPOCH]
+        and (at - last_seen_at <= _IDLE and at - created_at <= _ABSOLUTE)
+    )
+
+
+def _cookie_name() -> str | None:
+    """The session cookie to look the user up by, or None: no login (``--login`` off)."""
+    return os.environ.get("BARE_LOGIN_COOKIE") or None
+
+
 def _page(rows: list[Any]) -> str:
     items = "".join(
         f'<li><a href="/clients/{r["id"]}">{html.escape(r["name"])}</a> '
@@ -76,10 +115,15 @@ def _page(rows: list[Any]) -> str:
 
 
 @get("/clients", media_type=MediaType.HTML)
-async def search(q: str = "") -> str:
+async def search(request: Request[Any, Any, Any], q: str = "") -> str:
     key, values = _values(q)
     sql, order = _sql(*key)
-    return _page(await POOL["db"].fetch(sql, *[values[name] for name in order]))
+    async with POOL["db"].acquire() as db:
+        if (cookie := _cookie_name()) is not None:
+            token = request.cookies.get(cookie, "")
+            if not _signed_in(await db.fetchrow(_login_sql("asyncpg"), token_hash(token))):
+                raise NotAuthorizedException()
+        return _page(await db.fetch(sql, *[values[name] for name in order]))
 
 
 @get("/health", media_type=MediaType.TEXT)
@@ -102,6 +146,7 @@ def create_app() -> Litestar:
 def create_flask_app() -> Any:
     """The plain Flask + psycopg2 app: one connection per worker thread, autocommit reads."""
     import psycopg2
+    import psycopg2.extensions
     from flask import Flask, request
     from psycopg2.extras import RealDictCursor
 
@@ -117,9 +162,16 @@ def create_flask_app() -> Any:
         return local.conn
 
     @flask.get("/clients")
-    def flask_search() -> str:
+    def flask_search() -> Any:
         key, values = _values(request.args.get("q", ""))
-        with connection().cursor() as cur:
+        db = connection()
+        if (cookie := _cookie_name()) is not None:
+            with db.cursor(cursor_factory=psycopg2.extensions.cursor) as cur:
+                token = request.cookies.get(cookie, "")
+                cur.execute(_login_sql("psycopg2"), {"token_hash": token_hash(token)})
+                if not _signed_in(cur.fetchone()):
+                    return "", 401
+        with db.cursor() as cur:
             cur.execute(_sql(*key, "psycopg2")[0], values)
             return _page(cur.fetchall())
 
@@ -128,6 +180,24 @@ def create_flask_app() -> Any:
         return "ok"
 
     return flask
+
+
+async def _session_token(url: str, username: str) -> str:
+    """A real login session for ``username``, made through Saldo's own service."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.auth.models import User
+    from app.auth.services import start_session
+    from app.db import session_maker
+
+    engine = create_async_engine(url)
+    try:
+        async with session_maker(engine)() as session:
+            user = await session.scalar(select(User).where(User.username == username))
+            return await start_session(session, user, "127.0.0.1", "bench/bare_search.py", None)
+    finally:
+        await engine.dispose()
 
 
 def main() -> None:
@@ -142,6 +212,9 @@ def main() -> None:
     ap.add_argument("--flask", action="store_true", help="the plain Flask + psycopg2 app instead")
     ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (--flask)")
     ap.add_argument("--pg-socket", action="store_true", help="over PostgreSQL's Unix socket")
+    ap.add_argument(
+        "--login", action="store_true", help="look the user up by a session cookie first, as Saldo"
+    )
     args = ap.parse_args()
     pg.start()
     f = run.facts(args.db, None)
@@ -151,7 +224,14 @@ def main() -> None:
     dsn = pg.socket_url(args.db, "postgresql") if args.pg_socket else pg.dsn(args.db)
     server.env_extra = {"BARE_DSN": dsn, "PYTHONPATH": str(BENCH)}
     server.factory = "bare_search:create_app"
-    queries_text = "the same 3,000 queries and SQL, bare Litestar + asyncpg, no login"
+    login = "no login"
+    cookie = ""
+    if args.login:
+        login = "logged in (Saldo's session lookup first)"
+        token = asyncio.run(_session_token(f["url"], f["reception"]))
+        server.env_extra["BARE_LOGIN_COOKIE"] = "saldo_session"
+        cookie = f"saldo_session={token}"
+    queries_text = f"the same 3,000 queries and SQL, bare Litestar + asyncpg, {login}"
     label = "bare Litestar + asyncpg (the ceiling, not Saldo)"
     if args.flask:
         server.command = [
@@ -161,13 +241,15 @@ def main() -> None:
         ]  # fmt: skip
         queries_text = (
             f"the same 3,000 queries and SQL, plain Flask + psycopg2 (gunicorn gthread, "
-            f"2 workers x {args.threads} threads), no login"
+            f"2 workers x {args.threads} threads), {login}"
         )
         label = "bare Flask + psycopg2 (the issue's yardstick, not Saldo)"
+    if args.login:
+        label = label.replace(" (", ", logged in (", 1)
     with server as app, tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
         queries.write_text("\n".join(run.search_queries(f)) + "\n")
-        env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": ""}
+        env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": cookie}
         run.wrk(app.base, "search.lua", env, 5, args.connections)
         result = run.wrk(app.base, "search.lua", env, args.duration, args.connections, app)
     result["queries"] = queries_text
