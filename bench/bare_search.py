@@ -100,9 +100,9 @@ def _signed_in(row: Any) -> bool:
     )
 
 
-def _cookie_name() -> str | None:
-    """The session cookie to look the user up by, or None: no login (``--login`` off)."""
-    return os.environ.get("BARE_LOGIN_COOKIE") or None
+# The session cookie to look the user up by, or None: no login (``--login`` off).
+# Read once: the servers' environment is set before they import this module.
+_LOGIN_COOKIE = os.environ.get("BARE_LOGIN_COOKIE") or None
 
 
 def _page(rows: list[Any]) -> str:
@@ -119,7 +119,7 @@ async def search(request: Request[Any, Any, Any], q: str = "") -> str:
     key, values = _values(q)
     sql, order = _sql(*key)
     async with POOL["db"].acquire() as db:
-        if (cookie := _cookie_name()) is not None:
+        if (cookie := _LOGIN_COOKIE) is not None:
             token = request.cookies.get(cookie, "")
             if not _signed_in(await db.fetchrow(_login_sql("asyncpg"), token_hash(token))):
                 raise NotAuthorizedException()
@@ -165,7 +165,7 @@ def create_flask_app() -> Any:
     def flask_search() -> Any:
         key, values = _values(request.args.get("q", ""))
         db = connection()
-        if (cookie := _cookie_name()) is not None:
+        if (cookie := _LOGIN_COOKIE) is not None:
             with db.cursor(cursor_factory=psycopg2.extensions.cursor) as cur:
                 token = request.cookies.get(cookie, "")
                 cur.execute(_login_sql("psycopg2"), {"token_hash": token_hash(token)})

@@ -23,7 +23,7 @@ from app.collecting.services import month_bounds, month_name, previous_month, va
 from app.expenses import services
 from app.ledger import idempotency
 from app.ledger.controllers import _practice, _user, method_labels
-from app.ledger.services import LedgerError
+from app.ledger.services import LedgerError, month_of
 from app.web import i18n
 from app.web.i18n import AmountError, _, parse_amount, today
 
@@ -31,7 +31,7 @@ READERS = ("admin", "accountant")
 
 
 def _month_or_current(month: str | None) -> str:
-    return month if valid_month(month) else services.month_of(today())
+    return month if valid_month(month) else month_of(today())
 
 
 def _month_nav(month: str) -> dict[str, str]:
@@ -160,7 +160,7 @@ class ExpensePages(Controller):
             return await self._page(
                 request, db_session, month, errors={"form": str(exc)}, status_code=exc.status_code
             )
-        return Redirect(f"/expenses?month={services.month_of(expense.spent_on)}", status_code=303)
+        return Redirect(f"/expenses?month={month_of(expense.spent_on)}", status_code=303)
 
     # --- the month's summary -------------------------------------------------------------------
 

@@ -33,10 +33,6 @@ CATEGORY_MAX = 80
 NOTE_MAX = 1000
 
 
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def _month_range(month: str) -> tuple[date, date]:
     if not valid_month(month):
         raise ValueError("months are written YYYY-MM")

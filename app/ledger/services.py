@@ -93,6 +93,11 @@ _MOVE_CLIENT_IF_OPEN = _MOVE_CLIENT.where(~_CLOSED_MONTH.exists())
 # --- shared checks --------------------------------------------------------------------------
 
 
+def month_of(day: date) -> str:
+    """The month a day belongs to, as periods name it: ``2026-01``."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
 def check_amount(amount_cents: int, practice: PracticeSettings, field: str = "amount") -> None:
     if amount_cents <= 0:
         raise Invalid(_("The amount must be greater than zero."), field)
@@ -125,7 +130,7 @@ async def ensure_month_open(session: AsyncSession, day: date) -> None:
 
 async def _check_month_open(session: AsyncSession, day: date) -> None:
     """``ensure_month_open`` without the lock: for a caller that already holds it."""
-    month = f"{day.year:04d}-{day.month:02d}"
+    month = month_of(day)
     closed = await session.scalar(_CLOSED_MONTH, {"month": month})
     if closed is not None:
         raise Refused(
@@ -163,7 +168,7 @@ async def _move_client(
     if if_open is None:
         result = await session.execute(_MOVE_CLIENT, params)
     else:
-        params["month"] = f"{if_open.year:04d}-{if_open.month:02d}"
+        params["month"] = month_of(if_open)
         result = await session.execute(_MOVE_CLIENT_IF_OPEN, params)
     if result.rowcount != 1:
         if if_open is not None:
