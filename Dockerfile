@@ -48,4 +48,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"
 
 # Migrate, then serve. Behind the host's TLS proxy: trust its X-Forwarded-* headers.
-CMD ["sh", "-c", "python -m app db upgrade && exec uvicorn --factory app.main:create_app --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --proxy-headers --forwarded-allow-ips='*'"]
+# No uvicorn access log: Saldo logs every request itself (saldo.access: request id,
+# user, time), and uvicorn's line would repeat it with the query string, which
+# carries what reception typed (client names) into the log.
+CMD ["sh", "-c", "python -m app db upgrade && exec uvicorn --factory app.main:create_app --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --proxy-headers --forwarded-allow-ips='*' --no-access-log"]

@@ -7,16 +7,21 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import re
+import shlex
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -149,6 +154,54 @@ def test_server_exits_with_the_fix_when_the_database_is_unmigrated(
 
     assert done.returncode != 0
     assert "python -m app db upgrade" in done.stdout + done.stderr
+
+
+def _image_server_command(port: int) -> list[str]:
+    """The uvicorn command the Docker image runs (its CMD), on 127.0.0.1:``port``, one worker."""
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.M)[1])
+    script = cmd[-1].split("exec ", 1)[1]
+    script = script.replace("${PORT:-8000}", str(port)).replace("${WEB_CONCURRENCY:-1}", "1")
+    argv = shlex.split(script.replace("0.0.0.0", "127.0.0.1"))  # noqa: S104 (replaced, not bound)
+    assert argv[0] == "uvicorn", argv
+    return [sys.executable, "-m", *argv]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_images_server_logs_each_request_once_without_its_query(
+    db_url: str, tmp_path: Path
+) -> None:
+    # What reception types into the search box is a client's name: it stays out of the log.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "SALDO_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "test-secret",
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            _image_server_command(port), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        answer = httpx.get(base + "/clients?q=Zuleica+Brandao", timeout=5)
+        assert answer.status_code in (302, 303, 401)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    text = log.read_text()
+    assert "Zuleica" not in text, text
+    assert len(re.findall(r"GET /clients\b", text)) == 1, text
+    assert re.search(r"saldo\.access \w+ GET /clients \d{3} ", text), text
 
 
 async def test_admin_from_the_environment_is_created_at_start_and_can_log_in(
