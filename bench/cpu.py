@@ -5,6 +5,7 @@
     python bench/cpu.py --db saldo50k search --profile   # and where it goes (cProfile)
     python bench/cpu.py --db saldo50k pay --ab-hot-read  # HotRead against SQLAlchemy
     python bench/cpu.py --sqlite /tmp/saldo-bench/saldo50k.db pay
+    python bench/cpu.py --db saldo50k pdf           # the one-page PDF against WeasyPrint's floor
 
 Builds the app in this process, logs the bench reception user in through the service
 (a real session row, a real CSRF token), then calls the app as ASGI one
@@ -13,6 +14,9 @@ app's CPU (SQLAlchemy, asyncpg, Litestar, templates), not PostgreSQL's. It
 moves by tenths of a millisecond between runs; compare a change against its
 before in back-to-back runs. ``pay`` writes real charges (one per POST,
 spread over 5,000 active clients, dated today), as the wrk benchmark does.
+``pdf`` renders the statement ``run.py pdf`` downloads, in this process, in
+alternating blocks with the same HTML laid out without the stylesheet and
+with an empty page: what the statement's own content costs WeasyPrint here.
 """
 
 from __future__ import annotations
@@ -89,12 +93,57 @@ async def _ab_hot_read(one: Any, n: int, ok: int, bench: str, facts: dict[str, A
         print(f"{bench} on {facts['dataset']}, {name}: app CPU {per:.2f} ms per request")
 
 
+async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
+    """p50 of the statement's render against the same HTML unstyled and an empty page."""
+    import statistics
+    from datetime import UTC, date, datetime
+
+    from weasyprint import HTML
+
+    from app.admin.services import load_settings
+    from app.statements import documents
+    from app.statements.services import statement
+
+    client = run._small_client(facts)
+    first, last = (date.fromisoformat(d) for d in run._month_range(facts["peak_month"]))
+    async with app.state.session_maker() as session:
+        st = await statement(session, client, first, last)
+        practice = await load_settings(session)
+    doc = documents.StatementDocument(st, documents.Letterhead.of(practice), datetime.now(UTC))
+    html = documents.pdf_html(doc)
+    font_config, _stylesheet = documents._weasyprint_setup()
+
+    def bare(source: str) -> bytes:
+        with documents._gc_paused():  # as render_pdf renders
+            return HTML(string=source, base_url=documents.BASE_URL).write_pdf(
+                font_config=font_config
+            )
+
+    cases = {
+        "the statement (render_pdf)": lambda: documents.render_pdf(doc),
+        "its HTML without the stylesheet": lambda: bare(html),
+        "an empty page": lambda: bare("<!doctype html><p>Saldo</p>"),
+    }
+    spent: dict[str, list[float]] = {name: [] for name in cases}
+    for _block in range(max(1, n // 5)):
+        for name, render in cases.items():
+            render()  # not timed: the first of a block pays for the switch
+            for _ in range(5):
+                started = time.process_time()
+                render()
+                spent[name].append((time.process_time() - started) * 1000)
+    cells = html.count("<td") + html.count("<th")
+    print(f"client {client}, {first:%Y-%m}: {len(st.lines)} lines, {cells} table cells")
+    for name, times in spent.items():
+        print(f"{name}: p50 {statistics.median(times):.1f} ms of CPU ({len(times)} renders)")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("bench", choices=["search", "pay"])
+    ap.add_argument("bench", choices=["search", "pay", "pdf"])
     ap.add_argument("--db", default="saldo50k")
     ap.add_argument("--sqlite", type=Path, help="a SQLite file made by generate.py instead")
-    ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300)")
+    ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300, pdf 40)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     ap.add_argument(
         "--ab-hot-read",
@@ -117,6 +166,10 @@ async def main() -> None:
 
     app = create_app()
     logging.getLogger("saldo.access").setLevel(logging.WARNING)
+    if args.bench == "pdf":
+        await _pdf(app, facts, args.n or 40)
+        await app.state.engine.dispose()
+        return
     settings = app.state.settings
     async with app.state.session_maker() as session:
         user = await session.scalar(select(User).where(User.username == facts["reception"]))
