@@ -161,8 +161,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         template_config=template_config(),
         exception_handlers=exception_handlers,
-        on_startup=[check_schema],
-        on_shutdown=[dispose_engine],
+        # The heap is frozen last, once start-up has built what the worker keeps.
+        on_startup=[check_schema, startup.freeze_heap],
+        on_shutdown=[dispose_engine, startup.unfreeze_heap],
         openapi_config=OpenAPIConfig(
             title="Saldo API",
             version="1",

@@ -34,6 +34,11 @@ A variant is an experiment, not the fix: the lead applies the real change.
 
 - ``cached_login``: an upper bound on skipping the login lookup: each
   process keeps the first answer for each session cookie, never invalidated.
+- ``plain_fragment``: an upper bound on the search fragment's template: its
+  rows written by an f-string (escaped, no money formatting, no translations)
+  instead of Jinja through Litestar's ``Template`` response.
+- ``gc_log``: a diagnosis, not a fix: every garbage collection that stops a
+  worker for 5 ms or more is logged (``saldo.gc``) in the app's log.
 
 ``python bench/variants.py close-month YYYY-MM`` runs the CLI with the
 variants of ``SALDO_BENCH_VARIANT`` applied.
@@ -423,6 +428,50 @@ def _cached_login() -> None:
     services.session_user = session_user
 
 
+def _plain_fragment() -> None:
+    """Upper bound, not a fix: the search fragment without Jinja or Litestar's Template."""
+    from html import escape
+
+    from litestar.response import Template
+    from litestar.response.base import ASGIResponse
+
+    original = Template.to_asgi_response
+
+    def to_asgi_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.template_name != "clients/_results.html":
+            return original(self, *args, **kwargs)
+        rows = "".join(
+            f'<li><a class="client-row" href="/clients/{c.id}">{escape(c.name)} '
+            f"{escape(c.phone or '')} {c.balance_cents}</a></li>"
+            for c in self.context["results"].items
+        )
+        body = f'<section id="client-results"><ul class="client-list">{rows}</ul></section>'
+        return ASGIResponse(body=body.encode(), media_type="text/html; charset=utf-8")
+
+    Template.to_asgi_response = to_asgi_response  # type: ignore[method-assign]
+
+
+def _gc_log() -> None:
+    """Log every garbage collection that stops a worker for 5 ms or more (a diagnosis)."""
+    import gc
+    import time
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        took = (time.perf_counter() - started[0]) * 1000
+        if took >= 5:
+            logging.getLogger("saldo.gc").warning(
+                "gc generation %d took %.1f ms (%d collected)",
+                info["generation"], took, info["collected"],
+            )  # fmt: skip
+
+    gc.callbacks.append(callback)
+
+
 def _quiet_access_log() -> None:
     logging.getLogger("saldo.access").setLevel(logging.WARNING)
 
@@ -436,6 +485,8 @@ VARIANTS = {
     "fast_money": _fast_money,
     "bulk_close": _bulk_close,
     "cached_login": _cached_login,
+    "plain_fragment": _plain_fragment,
+    "gc_log": _gc_log,
 }
 
 
