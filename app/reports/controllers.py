@@ -23,6 +23,7 @@ from app.admin.models import Staff
 from app.collecting.services import month_bounds, month_name
 from app.exports import csvfmt
 from app.ledger.controllers import _practice, _user, method_labels
+from app.ledger.services import month_of
 from app.reports import services as reports
 from app.reports import tables
 from app.reports.charts import bar_chart
@@ -92,7 +93,7 @@ def last_month() -> tuple[date, date]:
 
 def last_12_months() -> tuple[date, date]:
     day = today()
-    first = month_bounds(reports.months_back(reports.month_key(day), 12)[0])[0]
+    first = month_bounds(reports.months_back(month_of(day), 12)[0])[0]
     return first, day
 
 
@@ -109,9 +110,9 @@ def presets() -> list[tuple[str, Period]]:
 
 def months_of(period: Period) -> list[str]:
     """The calendar months the period touches, oldest first (at most 36)."""
-    months = [reports.month_key(period.start)]
-    while months[-1] < reports.month_key(period.end) and len(months) < 36:
-        months.append(reports.month_key(month_bounds(months[-1])[1]))
+    months = [month_of(period.start)]
+    while months[-1] < month_of(period.end) and len(months) < 36:
+        months.append(month_of(month_bounds(months[-1])[1]))
     return months
 
 

@@ -24,6 +24,7 @@ from app.auth.models import User
 from app.clients.models import Client
 from app.collecting.services import month_bounds
 from app.ledger.models import PAYMENT_METHODS, Charge, Entry, Payment, Refund
+from app.ledger.services import month_of
 from app.statements.models import Period
 from app.statements.services import AGING_BUCKETS, aging_bucket
 from app.web.i18n import decimal_string
@@ -39,10 +40,6 @@ def _between(start: date, end: date) -> Any:
     return and_(Entry.effective_date >= start, Entry.effective_date <= end)
 
 
-def month_key(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def month_end(month: str) -> date:
     return month_bounds(month)[1] - timedelta(days=1)
 
@@ -53,7 +50,7 @@ def months_back(last: str, count: int) -> list[str]:
     months = [last]
     for _i in range(count - 1):
         first = (first - timedelta(days=1)).replace(day=1)
-        months.append(month_key(first))
+        months.append(month_of(first))
     return months[::-1]
 
 
@@ -210,7 +207,7 @@ async def _sums_by_month(
             .group_by(Entry.effective_date, Entry.kind)
         )
         for day, kind, cents in rows:
-            month = month_key(day)
+            month = month_of(day)
             if month in open_months:
                 by_kind = sums.setdefault(month, {})
                 by_kind[kind] = by_kind.get(kind, 0) + int(cents)
@@ -244,7 +241,7 @@ async def received_by_month(session: AsyncSession, months: list[str]) -> list[tu
             .group_by(Entry.effective_date)
         )
         for day, cents in rows:
-            month = month_key(day)
+            month = month_of(day)
             if month in open_months:
                 got[month] = got.get(month, 0) + int(cents)
     return [(m, got.get(m, 0)) for m in months]
@@ -718,7 +715,7 @@ async def recent_activity(session: AsyncSession, limit: int = 10) -> list[Activi
 
 async def dashboard(session: AsyncSession, today: date, activity: int = 10) -> Dashboard:
     """This month against last month, what is owed and held, and the newest activity."""
-    month = month_key(today)
+    month = month_of(today)
     first, _next = month_bounds(month)
     previous_first = (first - timedelta(days=1)).replace(day=1)
     previous_end = first - timedelta(days=1)
@@ -755,7 +752,7 @@ async def dashboard(session: AsyncSession, today: date, activity: int = 10) -> D
     return Dashboard(
         today=today,
         month=month,
-        previous_month=month_key(previous_first),
+        previous_month=month_of(previous_first),
         received_today_cents=await _received_between(session, today, today),
         sessions_today=await _sessions_between(session, today, today),
         received_month_cents=await _received_between(session, first, today),

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.auth.services import hash_password
+from tests.conftest import free_port, wait_for_health
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -52,12 +49,6 @@ VIEWPORTS = {"1024x768": (1024, 768), "768x1024": (768, 1024)}
 ADMIN_USER = "admin"
 DEFAULT_PASSWORD = "correct horse battery"  # the same default as the make_user fixture
 IN_CI = os.environ.get("CI", "").strip().lower() == "true"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -100,21 +91,6 @@ class LiveServer:
         assert done.returncode == 0, f"users create failed:\n{done.stdout}\n{done.stderr}"
 
 
-def _wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the app did not answer /health within 60 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
@@ -140,7 +116,7 @@ def live_server(
     )
     log = data_dir / "server.log"
     for attempt in range(3):
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -163,7 +139,7 @@ def live_server(
                 stderr=subprocess.STDOUT,
             )
         try:
-            _wait_for_health(url, process, log)
+            wait_for_health(url, process, log)
             break
         except RuntimeError:
             process.kill()

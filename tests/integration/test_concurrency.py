@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,21 +24,14 @@ from app.clients.models import Client
 from app.clients.services import search_fields
 from app.ledger import services as ledger
 from app.ledger.models import Entry, Payment
+from tests.conftest import free_port, wait_for_health
 
 ADMIN_PASSWORD = "concurrency test password"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def two_workers(db_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -71,16 +63,7 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        wait_for_health(base, process, tmp_path / "server.log")
         yield base
     finally:
         process.terminate()

@@ -13,11 +13,9 @@ import logging
 import os
 import re
 import shlex
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from app.db import (
 )
 from app.ledger.models import Allocation, Charge, Entry
 from app.main import create_app
+from tests.conftest import free_port, wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PASSWORD = "correct horse battery"  # what the make_user and login fixtures use
@@ -167,14 +166,12 @@ def _image_server_command(port: int) -> list[str]:
     return [sys.executable, "-m", *argv]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@only_sqlite
 def test_the_images_server_logs_each_request_once_without_its_query(
     db_url: str, tmp_path: Path
 ) -> None:
     # What reception types into the search box is a client's name: it stays out of the log.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
@@ -188,12 +185,7 @@ def test_the_images_server_logs_each_request_once_without_its_query(
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
+        wait_for_health(base, process, log)
         answer = httpx.get(base + "/clients?q=Zuleica+Brandao", timeout=5)
         assert answer.status_code in (302, 303, 401)
     finally:

@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import update
 
 from app.admin.models import Service, Setting, Staff
+from app.ledger.services import month_of
 from app.reports import services as reports
 from app.statements.services import aging_bucket
 from app.web.i18n import today as local_today
@@ -152,7 +153,7 @@ async def test_received_counts_payments_less_reversals_by_method_day_and_staff(p
 
 async def test_billed_vs_received_counts_a_void_in_the_month_it_is_recorded(practice, maker):
     p = practice
-    months = [reports.month_key(p.last), reports.month_key(p.today)]
+    months = [month_of(p.last), month_of(p.today)]
     async with maker() as session:
         figures = await reports.billed_vs_received(session, months)
     assert [(f.month, f.billed_cents, f.cancelled_cents, f.received_cents) for f in figures] == [
@@ -419,7 +420,7 @@ async def test_reports_api_gives_decimal_strings(practice, client):
     months = (await client.get(f"/api/v1/reports/billed-vs-received?{last}")).json()["months"]
     assert months == [
         {
-            "month": reports.month_key(p.last),
+            "month": month_of(p.last),
             "billed": "740.00",
             "cancelled": "0.00",
             "received": "690.00",
@@ -459,7 +460,7 @@ async def test_a_closed_month_reports_what_was_frozen_when_it_closed(practice, m
     from app.statements import services as statements
 
     p = practice
-    months = [reports.month_key(p.last), reports.month_key(p.today)]
+    months = [month_of(p.last), month_of(p.today)]
     async with maker() as session:
         before = await reports.billed_vs_received(session, months)
         await statements.close_month(session, months[0], None)
