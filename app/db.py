@@ -18,8 +18,9 @@ import weakref
 from collections import namedtuple
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from advanced_alchemy.base import (
     AdvancedDeclarativeBase,
@@ -203,67 +204,173 @@ class HotRead:
     result metadata, row objects) took more of the app's CPU than asyncpg's own
     prepared-statement fetch (``bench/cpu.py --ab-hot-read``: a search 3.1 -> 2.2
     ms of app CPU on a slow machine). So on PostgreSQL the statement is compiled
-    once and its rows come straight from the driver, through the column types'
-    result processors, as named tuples. SQLite goes through SQLAlchemy: there
-    the transaction's BEGIN is ours to send (see ``_install_sqlite_rules``), and
-    a driver call would skip it. Binds must be plain values (text, numbers):
-    compiling refuses any that need converting. Rows have attribute access
-    either way, like SQLAlchemy's. Reads only, and none that must sit inside a
-    write transaction: before SQLAlchemy has begun one, this runs outside it.
+    once and its rows come straight from the driver, binds through the column
+    types' bind processors and rows through their result processors, as named
+    tuples. SQLite goes through SQLAlchemy: there the transaction's BEGIN is ours
+    to send (see ``_install_sqlite_rules``), and a driver call would skip it.
+    Rows have attribute access either way, like SQLAlchemy's. In a session that
+    is not in autocommit (a POST's), the statement runs inside its transaction,
+    which is begun here when SQLAlchemy has not sent anything yet; in a read
+    session (see ``read_session_maker``) it runs on its own.
     """
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...], Any, Any]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _compile(self, dialect: Any) -> tuple[str, tuple[str, ...], Any, Any]:
+    def _compile(self, dialect: Any) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
-        for name, bind in compiled.binds.items():
-            if bind.type.bind_processor(dialect) is not None:
-                raise ValueError(f"HotRead: bind {name!r} needs converting ({bind.type!r})")
-        columns = list(self.statement.selected_columns)
+        defaults = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if defaults:
+            # Python-side defaults are SQLAlchemy's to compute: name them in the statement.
+            raise ValueError(f"HotRead: give {[c.key for c in defaults]} a value of their own")
+        order = tuple(compiled.positiontup or ())
+        binds = []
+        # Values written in the statement (``x >= 0``) are binds that carry their value.
+        fixed = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.callable is None
+        }
+        for i, name in enumerate(order):
+            bind = compiled.binds[name]
+            if bind.expanding:
+                raise ValueError(f"HotRead: bind {name!r} is a list (IN): not supported")
+            if (process := bind.type._cached_bind_processor(dialect)) is not None:
+                binds.append((i, process))
+        columns = list(self.statement.exported_columns)  # a SELECT's, or what RETURNING gives
         row = namedtuple("HotRow", [c.key for c in columns], rename=True)  # type: ignore[misc]
         processors = [
             (i, process)
             for i, c in enumerate(columns)
             if (process := c.type.result_processor(dialect, None)) is not None
         ]
-        convert = None
-        if processors:
+        return _Compiled(compiled.string, order, fixed, binds, row, processors)
 
-            def convert(values: Any) -> list[Any]:
-                values = list(values)
-                for i, process in processors:
-                    values[i] = process(values[i])
-                return values
-
-        return compiled.string, tuple(compiled.positiontup or ()), row, convert
-
-    async def all(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+    async def _sent(self, session: AsyncSession, params: Any, call: str) -> Any:
+        """asyncpg's ``call`` ("fetch", "execute", "executemany"), timed, errors as SQLAlchemy's."""
         dialect = session.bind.dialect
-        if dialect.name != "postgresql":
-            return list((await session.execute(self.statement, params)).all())
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
-        sql, order, row, convert = compiled
         conn = await session.connection()
-        driver = (await conn.get_raw_connection()).driver_connection
+        adapter = (await conn.get_raw_connection()).dbapi_connection
+        driver = adapter.driver_connection
+        args = (
+            [compiled.args(p) for p in params] if call == "executemany" else compiled.args(params)
+        )
         started = time.perf_counter()
         try:
-            records = await driver.fetch(sql, *[params[name] for name in order])
-        except Exception:
-            # Again through SQLAlchemy, which deals with what went wrong its own way:
-            # wraps the error, and invalidates a lost connection so the pool drops it.
+            if adapter._transaction is None and not adapter.autocommit:
+                # SQLAlchemy's asyncpg adapter sends BEGIN just before its first
+                # statement: a statement sent around it would run (and commit) alone.
+                async with adapter._execute_mutex:
+                    if adapter._transaction is None:
+                        await adapter._start_transaction()
+            if call == "executemany":
+                answer = await driver.executemany(compiled.sql, args)
+            else:
+                answer = await getattr(driver, call)(compiled.sql, *args)
+        except Exception as error:
+            await _raise_as_sqlalchemy(conn, error, compiled.sql, params)
+        _warn_if_slow(conn.info, started, compiled.sql)
+        return answer
+
+    async def all(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        if session.bind.dialect.name != "postgresql":
             return list((await session.execute(self.statement, params)).all())
-        _warn_if_slow(conn.info, started, sql)
-        if convert is None:
-            return [row._make(record) for record in records]
-        return [row._make(convert(record)) for record in records]
+        records = await self._sent(session, params, "fetch")
+        compiled = self._compiled["postgresql"]
+        return [compiled.row._make(compiled.convert(record)) for record in records]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> Any:
         rows = await self.all(session, params)
         return rows[0] if rows else None
+
+    async def scalar(self, session: AsyncSession, params: dict[str, Any]) -> Any:
+        row = await self.first(session, params)
+        return None if row is None else row[0]
+
+
+class HotWrite(HotRead):
+    """An INSERT, UPDATE or DELETE every money request sends: see HotRead.
+
+    Sent inside the session's write transaction (``begin_write`` first), so the
+    session's commit or rollback keeps or discards it with the rest. Objects
+    the session holds unflushed are flushed first, as SQLAlchemy's own
+    execution would (autoflush). With RETURNING, ``all``/``first``/``scalar``
+    give its rows. SQLAlchemy's session does not see what this changes, as with
+    any bulk statement (``synchronize_session=False``).
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        if statement.is_update or statement.is_delete:  # type: ignore[attr-defined]
+            # On SQLite too, where it goes through SQLAlchemy: the same semantics.
+            statement = statement.execution_options(synchronize_session=False)
+        super().__init__(statement)
+
+    async def _flushed(self, session: AsyncSession) -> None:
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+
+    async def all(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
+        await self._flushed(session)
+        return await super().all(session, params)
+
+    async def rowcount(self, session: AsyncSession, params: dict[str, Any]) -> int:
+        """Run it; the number of rows it touched."""
+        await self._flushed(session)
+        if session.bind.dialect.name != "postgresql":
+            return (await session.execute(self.statement, params)).rowcount  # type: ignore[attr-defined]
+        status = await self._sent(session, params, "execute")
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Run it once a row, the rows sent together (asyncpg's executemany: one round trip)."""
+        await self._flushed(session)
+        if session.bind.dialect.name != "postgresql":
+            await session.execute(self.statement, rows)
+            return
+        await self._sent(session, rows, "executemany")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    order: tuple[str, ...]  # the binds' names, in the order of $1, $2 …
+    fixed: dict[str, Any]  # the values of binds the statement itself gives
+    binds: list[tuple[int, Any]]  # (position, bind processor) where the type has one
+    row: Any  # a namedtuple of the result's columns, or None
+    processors: list[tuple[int, Any]]  # (column, result processor) where the type has one
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        values = [params[name] if name in params else self.fixed[name] for name in self.order]
+        for i, process in self.binds:
+            values[i] = process(values[i])
+        return values
+
+    def convert(self, record: Any) -> Any:
+        if not self.processors:
+            return record
+        values = list(record)
+        for i, process in self.processors:
+            values[i] = process(values[i])
+        return values
+
+
+async def _raise_as_sqlalchemy(conn: Any, error: Exception, sql: str, params: Any) -> NoReturn:
+    """Raise a driver's error as SQLAlchemy would: wrapped, the connection invalidated if lost."""
+    adapter = (await conn.get_raw_connection()).dbapi_connection
+    try:
+        adapter._handle_exception(error)  # asyncpg's error as the DB-API's (IntegrityError …)
+    except Exception as translated:
+        error = translated
+
+    def handle(sync_conn: Any) -> NoReturn:
+        sync_conn._handle_dbapi_exception(error, sql, params, None, None)
+
+    await conn.run_sync(handle)
+    raise error  # pragma: no cover  (handle always raises)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

@@ -3,6 +3,7 @@
     python bench/cpu.py --db saldo50k search        # the search fragment, rotating queries
     python bench/cpu.py --db saldo50k pay           # register and pay, 300 POSTs
     python bench/cpu.py --db saldo50k search --profile   # and where it goes (cProfile)
+    PROFILE_OUT=/tmp/pay.prof python bench/cpu.py --db saldo50k pay --profile  # and keep it
     python bench/cpu.py --db saldo50k pay --ab-hot-read  # HotRead against SQLAlchemy
     python bench/cpu.py --sqlite /tmp/saldo-bench/saldo50k.db pay
     python bench/cpu.py --db saldo50k pdf           # the one-page PDF against WeasyPrint's floor
@@ -230,6 +231,8 @@ async def main() -> None:
     print(f"{args.bench} on {facts['dataset']}: app CPU {spent / n * 1000:.2f} ms per request")
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        if os.environ.get("PROFILE_OUT"):
+            profile.dump_stats(os.environ["PROFILE_OUT"])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import begin_write
+from app.db import HotWrite, begin_write
 from app.ledger.models import IdempotencyKey
 from app.web.i18n import _
 
@@ -76,8 +76,8 @@ async def run_once(
         await begin_write(session)
         # Claim the key: a twin request in flight makes this wait (PostgreSQL's
         # unique index, SQLite's write lock) and then find its committed row.
-        claimed = await session.scalar(
-            _CLAIM[session.bind.dialect.name],
+        claimed = await _CLAIM[session.bind.dialect.name].scalar(
+            session,
             {
                 "user_id": user_id,
                 "key": key,
@@ -98,8 +98,8 @@ async def run_once(
             return _replay(*stored, request_hash)
         try:
             answer = await work()
-            await session.execute(
-                _ANSWER,
+            await _ANSWER.rowcount(
+                session,
                 {
                     "key_id": claimed,
                     "status_code": answer.status_code,
@@ -126,8 +126,8 @@ def _claim(dialect: Any) -> Any:
 
 
 # Built once, per backend: every money request sends them.
-_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
-_ANSWER = (
+_CLAIM = {"postgresql": HotWrite(_claim(postgresql)), "sqlite": HotWrite(_claim(sqlite))}
+_ANSWER = HotWrite(
     update(IdempotencyKey)
     .where(IdempotencyKey.id == bindparam("key_id"))
     .values(status_code=bindparam("status_code"), response_body=bindparam("response_body"))

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, func, select, text, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.models import Service, Staff
 from app.admin.services import PracticeSettings
 from app.auth.models import User
 from app.clients.models import Client
+from app.db import HotRead, HotWrite
 from app.ledger.models import PAYMENT_METHODS, Allocation, Charge, Entry, Payment, Refund
 from app.statements.models import Period
 from app.web.i18n import _, decimal_string, format_money, recorded
@@ -71,23 +72,42 @@ _CLIENT_FOR_UPDATE = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_JOURNAL = Entry.__table__.insert()
-_ALLOCATE = Allocation.__table__.insert()
+
+
+def _inserting(model: Any, *keys: str, returning: Any = None) -> HotWrite:
+    """An INSERT of ``model`` with a bind for each of ``keys`` (every value given)."""
+    statement = insert(model.__table__).values({key: bindparam(key) for key in keys})
+    return HotWrite(statement if returning is None else statement.returning(returning))
+
+
+_ENTRY_KEYS = (
+    "client_id", "kind", "amount_cents", "credit_delta_cents", "owed_delta_cents",
+    "effective_date", "description", "user_id", "idempotency_key", "created_at",
+    "charge_id", "payment_id", "refund_id", "reverses_id",
+)  # fmt: skip
+_JOURNAL = _inserting(Entry, *_ENTRY_KEYS)
+_ALLOCATE = _inserting(
+    Allocation, "charge_id", "payment_id", "amount_cents", "created_by_id", "created_at"
+)
 _credit, _owed = bindparam("credit", type_=Integer), bindparam("owed", type_=Integer)
-_MOVE_CLIENT = (
+_MOVE = (
     update(Client)
     .where(
         Client.id == bindparam("client_id"),
         Client.credit_cents + _credit >= 0,
         Client.owed_cents + _owed >= 0,
     )
-    .values(credit_cents=Client.credit_cents + _credit, owed_cents=Client.owed_cents + _owed)
-    .execution_options(synchronize_session=False)
+    .values(
+        credit_cents=Client.credit_cents + _credit,
+        owed_cents=Client.owed_cents + _owed,
+        updated_at=bindparam("updated_at"),
+    )
 )
+_MOVE_CLIENT = HotWrite(_MOVE)
 # The same move, made only while the month is open: registering a charge checks
 # its month here, after the journal INSERT holds the lock (see ``register_charge``),
 # rather than in a SELECT of its own.
-_MOVE_CLIENT_IF_OPEN = _MOVE_CLIENT.where(~_CLOSED_MONTH.exists())
+_MOVE_CLIENT_IF_OPEN = HotWrite(_MOVE.where(~_CLOSED_MONTH.exists()))
 
 
 # --- shared checks --------------------------------------------------------------------------
@@ -164,13 +184,18 @@ async def _move_client(
     With ``if_open``, the same UPDATE also finds no row when that day's month is
     closed, for a caller whose journal INSERT already holds the journal's lock.
     """
-    params = {"client_id": client_id, "credit": credit_delta, "owed": owed_delta}
+    params = {
+        "client_id": client_id,
+        "credit": credit_delta,
+        "owed": owed_delta,
+        "updated_at": _now(),
+    }
     if if_open is None:
-        result = await session.execute(_MOVE_CLIENT, params)
+        moved = await _MOVE_CLIENT.rowcount(session, params)
     else:
         params["month"] = month_of(if_open)
-        result = await session.execute(_MOVE_CLIENT_IF_OPEN, params)
-    if result.rowcount != 1:
+        moved = await _MOVE_CLIENT_IF_OPEN.rowcount(session, params)
+    if moved != 1:
         if if_open is not None:
             await _check_month_open(session, if_open)  # which of the two it was
         raise Refused(_("Not enough credit for this."), "amount")
@@ -210,6 +235,10 @@ _NO_LINKS = {"charge_id": None, "payment_id": None, "refund_id": None, "reverses
 
 def _entry(*args: Any, **kwargs: Any) -> Entry:
     return Entry(**_entry_row(*args, **kwargs))
+
+
+def _values(row: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: getattr(row, key) for key in keys}
 
 
 def _status(amount_cents: int, paid_cents: int) -> str:
@@ -281,11 +310,31 @@ class ChargeInput:
 # What registering a charge reads, in one round trip: the client, locked as
 # ``_CLIENT_FOR_UPDATE`` locks it, the service's name and commission, the staff
 # member's commission. A None name or staff commission means no such row.
-_CLIENT_AND_CATALOG = _CLIENT_FOR_UPDATE.add_columns(
-    select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
-    select(Service.commission_bp).where(Service.id == bindparam("service_id")).scalar_subquery(),
-    select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
+_CLIENT_AND_CATALOG = HotRead(
+    select(
+        Client.id,
+        Client.name,
+        Client.active,
+        Client.credit_cents,
+        select(Service.name).where(Service.id == bindparam("service_id")).scalar_subquery(),
+        select(Service.commission_bp)
+        .where(Service.id == bindparam("service_id"))
+        .scalar_subquery(),
+        select(Staff.commission_bp).where(Staff.id == bindparam("staff_id")).scalar_subquery(),
+    )
+    .where(Client.id == bindparam("client_id"))
+    .with_for_update(of=Client)
 )
+_CHARGE_KEYS = (
+    "client_id", "date", "service_id", "staff_id", "description", "amount_cents", "paid_cents",
+    "due_date", "status", "commission_bp", "created_by_id", "created_at", "updated_at",
+)  # fmt: skip
+_INSERT_CHARGE = _inserting(Charge, *_CHARGE_KEYS, returning=Charge.id)
+_PAYMENT_KEYS = (
+    "client_id", "amount_cents", "method", "received_on", "reference", "created_by_id",
+    "created_at",
+)  # fmt: skip
+_INSERT_PAYMENT = _inserting(Payment, *_PAYMENT_KEYS, returning=Payment.id)
 
 
 async def register_charge(
@@ -313,10 +362,11 @@ async def register_charge(
         raise Invalid(_("The due date cannot be before the session date."), "due_date")
     # The client, locked, with the catalog's facts in the same round trip.
     params = {"client_id": data.client_id, "service_id": data.service_id, "staff_id": data.staff_id}
-    found = (await session.execute(_CLIENT_AND_CATALOG, params)).first()
+    found = await _CLIENT_AND_CATALOG.first(session, params)
     if found is None:
         raise Invalid(_("Choose a client."), "client_id")
-    client, service_name, service_bp, staff_bp = found
+    client = found
+    service_name, service_bp, staff_bp = found[4:]
     if not client.active:
         raise Invalid(_("This client is archived. Restore the client first."), "client_id")
     if data.pay_from_credit and client.credit_cents < data.amount_cents:
@@ -345,6 +395,10 @@ async def register_charge(
     description = description or recorded("Session")
 
     settled = data.pay_from_credit or data.pay_now_method is not None
+    at = _now()
+    # Rows written by INSERT … RETURNING id rather than flushed ORM objects (the
+    # unit of work cost more CPU than the rest of the request); the objects
+    # returned are built from the same values, outside the session.
     charge = Charge(
         client_id=client.id,
         date=data.day,
@@ -358,8 +412,10 @@ async def register_charge(
         status="paid" if settled else "open",
         commission_bp=commission_bp,
         created_by_id=actor.id,
+        created_at=at,
+        updated_at=at,
     )
-    session.add(charge)
+    charge.id = await _INSERT_CHARGE.scalar(session, _values(charge, _CHARGE_KEYS))
     payment = None
     if data.pay_now_method:
         payment = Payment(
@@ -369,12 +425,9 @@ async def register_charge(
             received_on=data.day,
             reference=data.reference,
             created_by_id=actor.id,
-            created_at=_now(),
+            created_at=at,
         )
-        session.add(payment)
-    await session.flush()  # the ids the entries and the allocation refer to
-    # Plain rows, not ORM objects: nothing reads them back, and building and
-    # flushing four objects cost more CPU than the rest of the request.
+        payment.id = await _INSERT_PAYMENT.scalar(session, _values(payment, _PAYMENT_KEYS))
     entries = [
         _entry_row(
             client.id,
@@ -422,7 +475,7 @@ async def register_charge(
         ]
         owed_delta = 0
         payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
-    await session.execute(_JOURNAL, entries)  # one statement
+    await _JOURNAL.many(session, entries)  # one round trip
     if settled:
         allocation = {
             "charge_id": charge.id,
@@ -431,7 +484,7 @@ async def register_charge(
             "created_by_id": actor.id,
             "created_at": _now(),
         }
-        await session.execute(_ALLOCATE, [allocation])
+        await _ALLOCATE.rowcount(session, allocation)
     # The month is checked by this UPDATE, after the journal INSERT took the
     # journal's ROW EXCLUSIVE lock (which a month being closed waits for and
     # blocks, see ``ensure_month_open``): no LOCK or SELECT statement of its own.

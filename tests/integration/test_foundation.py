@@ -24,8 +24,18 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import String, TypeDecorator, bindparam, func, select, text, type_coerce
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import (
+    String,
+    TypeDecorator,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import startup
@@ -35,6 +45,7 @@ from app.clients.models import Client
 from app.config import Settings
 from app.db import (
     HotRead,
+    HotWrite,
     begin_write,
     create_engine,
     read_session_maker,
@@ -486,14 +497,99 @@ async def test_a_hot_read_answers_as_sqlalchemy_does(
     assert nobody is None
 
 
+async def test_a_hot_read_binds_through_the_types_processors(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    user = await make_user("reception", "ana")
+    shout = bindparam("name", type_=_Shout)
+    read = HotRead(select(User.id).where(func.upper(User.username) == shout))
+    async with maker() as session:
+        assert await read.scalar(session, {"name": "ana"}) == user.id
+
+
+_RENAME = HotWrite(
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(display_name=bindparam("name"), updated_at=func.now())
+)
+_ADD_USER = HotWrite(
+    insert(User.__table__)
+    .values(
+        username=bindparam("username"),
+        display_name=bindparam("username"),
+        role="reception",
+        password_hash="x",
+        active=True,
+        auth_epoch=1,
+        language="en",
+        created_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+    .returning(User.id)
+)
+
+
+async def _display_name(maker: async_sessionmaker[AsyncSession], user_id: int) -> str | None:
+    async with maker() as session:
+        return await session.scalar(select(User.display_name).where(User.id == user_id))
+
+
+async def test_hot_writes_are_kept_and_discarded_with_the_sessions_transaction(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    user = await make_user("reception", "ana")
+    async with maker() as session:
+        await begin_write(session)
+        assert await _RENAME.rowcount(session, {"user_id": user.id, "name": "Ana Lima"}) == 1
+        await session.rollback()
+    async with maker() as session:
+        await begin_write(session)
+        at = datetime.now(UTC)
+        new_id = await _ADD_USER.scalar(session, {"username": "bia", "at": at})
+        assert await _RENAME.rowcount(session, {"user_id": -1, "name": "nobody"}) == 0
+        await session.commit()
+
+    assert await _display_name(maker, user.id) == user.display_name
+    assert await _display_name(maker, new_id) == "bia"
+
+
+async def test_a_hot_write_flushes_what_the_session_holds_first(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    """As SQLAlchemy's own execution would (autoflush): the pending row is there to update."""
+    user = await make_user("reception", "ana")
+    async with maker() as session:
+        await begin_write(session)
+        (await session.get_one(User, user.id)).display_name = "Pending"
+        assert await _RENAME.rowcount(session, {"user_id": user.id, "name": "Written"}) == 1
+        await session.commit()
+    assert await _display_name(maker, user.id) == "Written"
+
+
 @only_postgresql
-async def test_a_hot_read_refuses_a_bind_that_needs_converting(
+async def test_a_hot_write_refuses_to_leave_a_python_side_default_out(
     maker: async_sessionmaker[AsyncSession],
 ) -> None:
-    read = HotRead(select(User.id).where(User.username == bindparam("name", type_=_Shout)))
+    """users.updated_at's default is SQLAlchemy's to compute: the statement must name it."""
+    rename = HotWrite(update(User).values(display_name=bindparam("name")))
     async with maker() as session:
-        with pytest.raises(ValueError, match="needs converting"):
-            await read.all(session, {"name": "ana"})
+        await begin_write(session)
+        with pytest.raises(ValueError, match="updated_at"):
+            await rename.rowcount(session, {"name": "x"})
+
+
+async def test_a_refused_hot_write_raises_sqlalchemys_error_and_writes_nothing(
+    maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    await make_user("reception", "ana")
+    async with maker() as session:
+        await begin_write(session)
+        await _ADD_USER.scalar(session, {"username": "bia", "at": datetime.now(UTC)})
+        with pytest.raises(IntegrityError):
+            await _ADD_USER.scalar(session, {"username": "ana", "at": datetime.now(UTC)})
+        await session.rollback()
+    async with maker() as session:
+        assert await session.scalar(select(func.count()).where(User.username == "bia")) == 0
 
 
 @only_postgresql
