@@ -198,20 +198,20 @@ def _install_slow_query_log(engine: AsyncEngine, threshold_ms: int) -> None:
 
 
 class HotRead:
-    """A read done on every request or keystroke, sent on asyncpg's own connection.
+    """A read done on every request or keystroke, sent on the driver's own connection.
 
     SQLAlchemy's execution of even a prebuilt statement (execution context,
-    result metadata, row objects) took more of the app's CPU than asyncpg's own
-    prepared-statement fetch (``bench/cpu.py --ab-hot-read``: a search 3.1 -> 2.2
-    ms of app CPU on a slow machine). So on PostgreSQL the statement is compiled
-    once and its rows come straight from the driver, binds through the column
-    types' bind processors and rows through their result processors, as named
-    tuples. SQLite goes through SQLAlchemy: there the transaction's BEGIN is ours
-    to send (see ``_install_sqlite_rules``), and a driver call would skip it.
-    Rows have attribute access either way, like SQLAlchemy's. In a session that
-    is not in autocommit (a POST's), the statement runs inside its transaction,
-    which is begun here when SQLAlchemy has not sent anything yet; in a read
-    session (see ``read_session_maker``) it runs on its own.
+    result metadata, row objects) took more of the app's CPU than the driver's
+    own call (``bench/cpu.py --ab-hot-read``: a search 3.1 -> 2.2 ms of app CPU
+    on a slow machine). So the statement is compiled once per dialect, binds go
+    through the column types' bind processors, and rows come straight from
+    asyncpg or aiosqlite through the types' result processors, as named tuples
+    with attribute access like SQLAlchemy's rows. It runs inside the session's
+    transaction: on SQLite, checking out the connection sends our BEGIN (see
+    ``_install_sqlite_rules``); SQLAlchemy's asyncpg adapter sends BEGIN just
+    before its own first statement, so here it is begun when SQLAlchemy has
+    sent nothing yet. A read session on PostgreSQL (see ``read_session_maker``)
+    is in autocommit: there each statement runs on its own.
     """
 
     def __init__(self, statement: Executable) -> None:
@@ -243,44 +243,43 @@ class HotRead:
         processors = [
             (i, process)
             for i, c in enumerate(columns)
-            if (process := c.type.result_processor(dialect, None)) is not None
+            if (process := c.type._cached_result_processor(dialect, None)) is not None
         ]
         return _Compiled(compiled.string, order, fixed, binds, row, processors)
 
     async def _sent(self, session: AsyncSession, params: Any, call: str) -> Any:
-        """asyncpg's ``call`` ("fetch", "execute", "executemany"), timed, errors as SQLAlchemy's."""
+        """Sent on the driver: ``call`` is "fetch" (the rows), "execute" (the rowcount) or
+        "executemany" (``params`` a list). Timed; errors are raised as SQLAlchemy's."""
         dialect = session.bind.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
+        # On SQLite this begins SQLAlchemy's transaction, and so sends our BEGIN.
         conn = await session.connection()
         adapter = (await conn.get_raw_connection()).dbapi_connection
-        driver = adapter.driver_connection
         args = (
             [compiled.args(p) for p in params] if call == "executemany" else compiled.args(params)
         )
         started = time.perf_counter()
         try:
-            if adapter._transaction is None and not adapter.autocommit:
-                # SQLAlchemy's asyncpg adapter sends BEGIN just before its first
-                # statement: a statement sent around it would run (and commit) alone.
-                async with adapter._execute_mutex:
-                    if adapter._transaction is None:
-                        await adapter._start_transaction()
-            if call == "executemany":
-                answer = await driver.executemany(compiled.sql, args)
+            if dialect.name == "sqlite":
+                answer = await _on_aiosqlite(adapter.driver_connection, call, compiled.sql, args)
             else:
-                answer = await getattr(driver, call)(compiled.sql, *args)
+                if adapter._transaction is None and not adapter.autocommit:
+                    # SQLAlchemy's asyncpg adapter sends BEGIN just before its first
+                    # statement: a statement sent around it would run (and commit) alone.
+                    async with adapter._execute_mutex:
+                        if adapter._transaction is None:
+                            await adapter._start_transaction()
+                answer = await _on_asyncpg(adapter.driver_connection, call, compiled.sql, args)
         except Exception as error:
             await _raise_as_sqlalchemy(conn, error, compiled.sql, params)
         _warn_if_slow(conn.info, started, compiled.sql)
         return answer
 
     async def all(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
-        if session.bind.dialect.name != "postgresql":
-            return list((await session.execute(self.statement, params)).all())
         records = await self._sent(session, params, "fetch")
-        compiled = self._compiled["postgresql"]
+        compiled = self._compiled[session.bind.dialect.name]
         return [compiled.row._make(compiled.convert(record)) for record in records]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> Any:
@@ -290,6 +289,23 @@ class HotRead:
     async def scalar(self, session: AsyncSession, params: dict[str, Any]) -> Any:
         row = await self.first(session, params)
         return None if row is None else row[0]
+
+
+async def _on_asyncpg(driver: Any, call: str, sql: str, args: list[Any]) -> Any:
+    if call == "executemany":
+        return await driver.executemany(sql, args)
+    if call == "execute":
+        status = await driver.execute(sql, *args)  # "UPDATE 1", "INSERT 0 1" …
+        return int(status.rsplit(" ", 1)[-1])
+    return await driver.fetch(sql, *args)
+
+
+async def _on_aiosqlite(driver: Any, call: str, sql: str, args: list[Any]) -> Any:
+    if call == "executemany":
+        return await driver.executemany(sql, args)
+    if call == "execute":
+        return (await driver.execute(sql, args)).rowcount
+    return await driver.execute_fetchall(sql, args)
 
 
 class HotWrite(HotRead):
@@ -320,17 +336,11 @@ class HotWrite(HotRead):
     async def rowcount(self, session: AsyncSession, params: dict[str, Any]) -> int:
         """Run it; the number of rows it touched."""
         await self._flushed(session)
-        if session.bind.dialect.name != "postgresql":
-            return (await session.execute(self.statement, params)).rowcount  # type: ignore[attr-defined]
-        status = await self._sent(session, params, "execute")
-        return int(status.rsplit(" ", 1)[-1])
+        return await self._sent(session, params, "execute")
 
     async def many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        """Run it once a row, the rows sent together (asyncpg's executemany: one round trip)."""
+        """Run it once a row, the rows sent together (one round trip on asyncpg)."""
         await self._flushed(session)
-        if session.bind.dialect.name != "postgresql":
-            await session.execute(self.statement, rows)
-            return
         await self._sent(session, rows, "executemany")
 
 
