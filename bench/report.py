@@ -268,6 +268,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         for row in page_rows:
             g = groups[row["bench"]]
             for name, f in row["figures"].items():
+                if not isinstance(f, dict):  # a count beside the pages (charges_added_…)
+                    continue
                 targets, result = verdict(name, f)
                 lines.append(
                     [
