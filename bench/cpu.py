@@ -2,6 +2,7 @@
 
     python bench/cpu.py --db saldo50k search        # the search fragment, rotating queries
     python bench/cpu.py --db saldo50k pay           # register and pay, 300 POSTs
+    python bench/cpu.py --db saldo50k topup         # a top-up through the API, 300 POSTs
     python bench/cpu.py --db saldo50k search --profile   # and where it goes (cProfile)
     PROFILE_OUT=/tmp/pay.prof python bench/cpu.py --db saldo50k pay --profile  # and keep it
     python bench/cpu.py --db saldo50k pay --ab-hot-read  # HotRead against SQLAlchemy
@@ -13,7 +14,8 @@ Builds the app in this process, logs the bench reception user in through the ser
 request at a time and divides ``time.process_time()`` by the requests: the
 app's CPU (SQLAlchemy, asyncpg, Litestar, templates), not PostgreSQL's. It
 moves by tenths of a millisecond between runs; compare a change against its
-before in back-to-back runs. ``pay`` writes real charges (one per POST,
+before in back-to-back runs. ``topup`` writes real payments (50,00 each, to
+the same 5,000 clients). ``pay`` writes real charges (one per POST,
 spread over 5,000 active clients, dated today), as the wrk benchmark does.
 ``pdf`` renders the statement ``run.py pdf`` downloads, in this process, in
 alternating blocks with the same HTML laid out without the stylesheet and
@@ -141,7 +143,7 @@ async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("bench", choices=["search", "pay", "pdf"])
+    ap.add_argument("bench", choices=["search", "pay", "topup", "pdf"])
     ap.add_argument("--db", default="saldo50k")
     ap.add_argument("--sqlite", type=Path, help="a SQLite file made by generate.py instead")
     ap.add_argument("-n", type=int, default=0, help="requests (search 1,500, pay 300, pdf 40)")
@@ -189,6 +191,21 @@ async def main() -> None:
             return await _call(app, "GET", f"/clients?q={next(queries)}", headers)
 
         n, ok = args.n or 1500, 200
+    elif args.bench == "topup":
+        sql = "SELECT id FROM clients WHERE active ORDER BY id LIMIT 5000"
+        clients = itertools.cycle([row[0] for row in run._rows(facts, sql)])
+
+        async def one() -> int:
+            body = f'{{"client_id": {next(clients)}, "amount": "50.00", "method": "pix"}}'.encode()
+            headers = [
+                (b"host", b"127.0.0.1"), (b"cookie", cookie), (b"x-csrftoken", csrf.encode()),
+                (b"content-type", b"application/json"),
+                (b"idempotency-key", uuid.uuid4().hex.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ]  # fmt: skip
+            return await _call(app, "POST", "/api/v1/payments", headers, body)
+
+        n, ok = args.n or 300, 201
     else:
         sql = "SELECT id FROM clients WHERE active ORDER BY id LIMIT 5000"
         clients = itertools.cycle([row[0] for row in run._rows(facts, sql)])

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.admin.models import Service, Staff
 from app.admin.services import PracticeSettings
@@ -108,6 +109,25 @@ _MOVE_CLIENT = HotWrite(_MOVE)
 # its month here, after the journal INSERT holds the lock (see ``register_charge``),
 # rather than in a SELECT of its own.
 _MOVE_CLIENT_IF_OPEN = HotWrite(_MOVE.where(~_CLOSED_MONTH.exists()))
+_LOCK_CLIENT = HotRead(
+    select(Client.id).where(Client.id == bindparam("client_id")).with_for_update()
+)
+_cents = bindparam("cents", type_=Integer)
+_PAY_CHARGE = HotWrite(
+    update(Charge)
+    .where(
+        Charge.id == bindparam("charge_id"),
+        or_(Charge.status == "open", Charge.status == "partial"),
+        Charge.paid_cents + _cents <= Charge.amount_cents,
+    )
+    .values(
+        paid_cents=Charge.paid_cents + _cents,
+        status=bindparam("status"),
+        status_changed_by_id=bindparam("actor"),
+        status_changed_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
 
 
 # --- shared checks --------------------------------------------------------------------------
@@ -493,12 +513,8 @@ async def register_charge(
     return charge, payment_result
 
 
-def _payment_entry(payment: Payment, actor: User, key: str | None) -> Entry:
-    """The journal line of money received: all of it is credit until allocated."""
-    return Entry(**_payment_entry_row(payment, actor, key))
-
-
 def _payment_entry_row(payment: Payment, actor: User, key: str | None) -> dict[str, Any]:
+    """The journal line of money received: all of it is credit until allocated."""
     return _entry_row(
         payment.client_id,
         "payment",
@@ -561,8 +577,9 @@ async def record_payment(
     """
     check_amount(data.amount_cents, practice)
     check_method(data.method)
-    client = await _client_for_update(session, data.client_id)
-    await ensure_month_open(session, data.received_on)
+    client = await _LOCK_CLIENT.first(session, {"client_id": data.client_id})
+    if client is None:
+        raise Invalid(_("Choose a client."), "client_id")
 
     charges: list[Charge] = []
     if data.charge_ids:
@@ -592,6 +609,8 @@ async def record_payment(
                 owed=decimal_string(owed),
             )
 
+    # Written as register_charge writes (INSERT … RETURNING id, then the journal and
+    # allocations in one round trip each), and the month checked by the balance move.
     payment = Payment(
         client_id=client.id,
         amount_cents=data.amount_cents,
@@ -601,9 +620,8 @@ async def record_payment(
         created_by_id=actor.id,
         created_at=_now(),
     )
-    session.add(payment)
-    await session.flush()
-    session.add(_payment_entry(payment, actor, key))
+    payment.id = await _INSERT_PAYMENT.scalar(session, _values(payment, _PAYMENT_KEYS))
+    entries, allocations = [_payment_entry_row(payment, actor, key)], []
     result = PaymentResult(payment)
     left = data.amount_cents
     for charge in charges:
@@ -611,12 +629,20 @@ async def record_payment(
             break
         part = min(left, charge.open_cents)
         left -= part
-        await _allocate(session, actor, charge, part, data.received_on, key, payment_id=payment.id)
+        allocation, entry = await _allocate(
+            session, actor, charge, part, data.received_on, key, payment_id=payment.id
+        )
+        allocations.append(allocation)
+        entries.append(entry)
         result.allocations.append((charge.id, part))
+    await _JOURNAL.many(session, entries)
+    if allocations:
+        await _ALLOCATE.many(session, allocations)
     allocated = data.amount_cents - left
     result.credit_added_cents = left
-    await _move_client(session, client.id, data.amount_cents - allocated, -allocated)
-    await session.flush()
+    await _move_client(
+        session, client.id, data.amount_cents - allocated, -allocated, if_open=data.received_on
+    )
     return result
 
 
@@ -628,54 +654,41 @@ async def _allocate(
     day: date,
     key: str | None,
     payment_id: int | None,
-) -> None:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Apply ``cents`` of a payment (or of credit, payment_id None) to a charge.
 
-    The caller moves the client's totals; this writes the allocation, the
-    journal entry, and the charge's paid amount and status.
+    Writes the charge's paid amount and status; returns the allocation's row and
+    the journal entry's, for the caller to insert with the rest (and it moves
+    the client's totals).
     """
     paid = charge.paid_cents + cents
-    result = await session.execute(
-        update(Charge)
-        .where(
-            Charge.id == charge.id,
-            Charge.status.in_(("open", "partial")),
-            Charge.paid_cents + cents <= Charge.amount_cents,
-        )
-        .values(
-            paid_cents=Charge.paid_cents + cents,
-            status=_status(charge.amount_cents, paid),
-            status_changed_by_id=actor.id,
-            status_changed_at=_now(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    status, at = _status(charge.amount_cents, paid), _now()
+    params = {"charge_id": charge.id, "cents": cents, "status": status, "actor": actor.id, "at": at}
+    if await _PAY_CHARGE.rowcount(session, params) != 1:
         raise Refused(_("This charge was already paid."), "charge_ids")
-    charge.paid_cents, charge.status = paid, _status(charge.amount_cents, paid)
-    session.add(
-        Allocation(
-            charge_id=charge.id,
-            payment_id=payment_id,
-            amount_cents=cents,
-            created_by_id=actor.id,
-            created_at=_now(),
-        )
+    # What the UPDATE wrote, as loaded: not a change for the session to flush again.
+    set_committed_value(charge, "paid_cents", paid)
+    set_committed_value(charge, "status", status)
+    allocation = {
+        "charge_id": charge.id,
+        "payment_id": payment_id,
+        "amount_cents": cents,
+        "created_by_id": actor.id,
+        "created_at": at,
+    }
+    entry = _entry_row(
+        charge.client_id,
+        "payment_applied" if payment_id else "credit_applied",
+        day,
+        actor,
+        credit_delta=-cents,
+        owed_delta=-cents,
+        description=charge.description,
+        key=key,
+        payment_id=payment_id,
+        charge_id=charge.id,
     )
-    session.add(
-        _entry(
-            charge.client_id,
-            "payment_applied" if payment_id else "credit_applied",
-            day,
-            actor,
-            credit_delta=-cents,
-            owed_delta=-cents,
-            description=charge.description,
-            key=key,
-            payment_id=payment_id,
-            charge_id=charge.id,
-        )
-    )
+    return allocation, entry
 
 
 # --- collecting: batches, undoing, voids, refunds, credit ----------------------------------
@@ -776,14 +789,19 @@ async def apply_credit(
         raise Refused(_("Nothing is open to pay."), "charge_ids")
     if client.credit_cents <= 0:
         raise Refused(_("%(name)s has no credit to use.", name=client.name), "charge_ids")
-    left, applied = client.credit_cents, []
+    left, applied, allocations, entries = client.credit_cents, [], [], []
     for charge in charges:
         if left == 0:
             break
         part = min(left, charge.open_cents)
         left -= part
-        await _allocate(session, actor, charge, part, day, key, payment_id=None)
+        allocation, entry = await _allocate(session, actor, charge, part, day, key, payment_id=None)
+        allocations.append(allocation)
+        entries.append(entry)
         applied.append((charge.id, part))
+    if entries:
+        await _JOURNAL.many(session, entries)
+        await _ALLOCATE.many(session, allocations)
     used = client.credit_cents - left
     await _move_client(session, client.id, -used, -used)
     return applied

@@ -526,6 +526,80 @@ async def test_a_charge_racing_a_month_close_waits_for_it_and_is_refused(
     await assert_verify_clean(maker)
 
 
+@pytest.mark.parametrize("pays_the_charge", [False, True], ids=["top-up", "paying a charge"])
+async def test_a_payment_in_a_closed_month_is_refused_and_leaves_nothing(
+    client, login, csrf, make_client, maker, pays_the_charge
+):
+    """The month is checked by the balance UPDATE, after the payment, its journal lines,
+    its allocation and the charge's new status were written: all of them roll back."""
+    await login(client, "reception")
+    client_id = await make_client()
+    headers = {"x-csrftoken": await csrf(client)}
+    charge = await client.post(
+        "/api/v1/charges",
+        json={"client_id": client_id, "amount": "30.00", "date": "2026-01-10"},
+        headers=headers,
+    )
+    assert charge.status_code == 201, charge.text
+    async with maker() as session:
+        from datetime import UTC, datetime
+
+        session.add(Period(month="2026-02", closed_at=datetime.now(UTC)))
+        await session.commit()
+    body = {"client_id": client_id, "amount": "30.00", "method": "pix", "received_on": "2026-02-03"}
+    if pays_the_charge:
+        body["charge_ids"] = [charge.json()["id"]]
+    response = await client.post("/api/v1/payments", json=body, headers=headers)
+    assert response.status_code == 409, response.text
+    assert "2026-02 is closed" in response.json()["detail"]
+    assert await count(maker, Payment) == 0 and await count(maker, Allocation) == 0
+    assert await count(maker, Entry) == 1  # the charge's
+    async with maker() as session:
+        row = await session.get(Charge, charge.json()["id"])
+        assert (row.status, row.paid_cents) == ("open", 0)
+        client_row = await session.get(Client, client_id)
+        assert (client_row.credit_cents, client_row.owed_cents) == (0, 3000)
+
+
+async def test_a_payment_racing_a_month_close_waits_for_it_and_is_refused(
+    client, login, csrf, make_client, maker
+):
+    """As a charge does (above): the payment's journal lines wait for the close."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from app.db import begin_write
+    from app.statements.services import _lock_journal
+
+    await login(client, "reception")
+    client_id = await make_client()
+    token = await csrf(client)
+    async with maker() as closing:
+        await begin_write(closing)
+        await _lock_journal(closing)
+        closing.add(Period(month="2026-01", closed_at=datetime.now(UTC)))
+        await closing.flush()
+        payment = asyncio.create_task(
+            client.post(
+                "/api/v1/payments",
+                json={
+                    "client_id": client_id,
+                    "amount": "10.00",
+                    "method": "cash",
+                    "received_on": "2026-01-31",
+                },
+                headers={"x-csrftoken": token},
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not payment.done()  # waiting for the close
+        await closing.commit()
+    response = await payment
+    assert response.status_code == 409 and "closed" in response.json()["detail"]
+    assert await count(maker, Payment) == 0
+    await assert_verify_clean(maker)
+
+
 async def test_entries_and_allocations_cannot_be_changed(client, login, csrf, make_client, maker):
     await login(client, "reception")
     client_id = await make_client()
