@@ -490,12 +490,14 @@ async def test_closed_month_accepts_no_new_entries(client, login, csrf, make_cli
         assert (client_row.credit_cents, client_row.owed_cents) == (1000, 0)
 
 
-async def test_a_charge_racing_a_month_close_waits_for_it_and_is_refused(
-    client, login, csrf, make_client, maker
+@pytest.mark.parametrize("what", ["charge", "payment"])
+async def test_money_racing_a_month_close_waits_for_it_and_is_refused(
+    client, login, csrf, make_client, maker, what
 ):
     """The close holds the journal (SHARE on PostgreSQL, the write lock on SQLite) while
-    it marks the month closed; a charge dated in that month sent meanwhile must wait,
-    then see the month closed: checked before the journal was held, it would slip in."""
+    it marks the month closed; a charge or payment dated in that month sent meanwhile
+    must wait, then see the month closed: checked before the journal was held, it would
+    slip in."""
     import asyncio
     from datetime import UTC, datetime
 
@@ -505,24 +507,28 @@ async def test_a_charge_racing_a_month_close_waits_for_it_and_is_refused(
     await login(client, "reception")
     client_id = await make_client()
     token = await csrf(client)
+    path, body, model = {
+        "charge": ("/api/v1/charges", {"date": "2026-01-31"}, Charge),
+        "payment": ("/api/v1/payments", {"method": "cash", "received_on": "2026-01-31"}, Payment),
+    }[what]
     async with maker() as closing:
         await begin_write(closing)
         await _lock_journal(closing)
         closing.add(Period(month="2026-01", closed_at=datetime.now(UTC)))
         await closing.flush()
-        charge = asyncio.create_task(
+        money = asyncio.create_task(
             client.post(
-                "/api/v1/charges",
-                json={"client_id": client_id, "amount": "10.00", "date": "2026-01-31"},
+                path,
+                json={"client_id": client_id, "amount": "10.00", **body},
                 headers={"x-csrftoken": token},
             )
         )
         await asyncio.sleep(0.5)
-        assert not charge.done()  # waiting for the close
+        assert not money.done()  # waiting for the close
         await closing.commit()
-    response = await charge
+    response = await money
     assert response.status_code == 409 and "closed" in response.json()["detail"]
-    assert await count(maker, Charge) == 0
+    assert await count(maker, model) == 0
     await assert_verify_clean(maker)
 
 
@@ -559,45 +565,6 @@ async def test_a_payment_in_a_closed_month_is_refused_and_leaves_nothing(
         assert (row.status, row.paid_cents) == ("open", 0)
         client_row = await session.get(Client, client_id)
         assert (client_row.credit_cents, client_row.owed_cents) == (0, 3000)
-
-
-async def test_a_payment_racing_a_month_close_waits_for_it_and_is_refused(
-    client, login, csrf, make_client, maker
-):
-    """As a charge does (above): the payment's journal lines wait for the close."""
-    import asyncio
-    from datetime import UTC, datetime
-
-    from app.db import begin_write
-    from app.statements.services import _lock_journal
-
-    await login(client, "reception")
-    client_id = await make_client()
-    token = await csrf(client)
-    async with maker() as closing:
-        await begin_write(closing)
-        await _lock_journal(closing)
-        closing.add(Period(month="2026-01", closed_at=datetime.now(UTC)))
-        await closing.flush()
-        payment = asyncio.create_task(
-            client.post(
-                "/api/v1/payments",
-                json={
-                    "client_id": client_id,
-                    "amount": "10.00",
-                    "method": "cash",
-                    "received_on": "2026-01-31",
-                },
-                headers={"x-csrftoken": token},
-            )
-        )
-        await asyncio.sleep(0.5)
-        assert not payment.done()  # waiting for the close
-        await closing.commit()
-    response = await payment
-    assert response.status_code == 409 and "closed" in response.json()["detail"]
-    assert await count(maker, Payment) == 0
-    await assert_verify_clean(maker)
 
 
 async def test_entries_and_allocations_cannot_be_changed(client, login, csrf, make_client, maker):
