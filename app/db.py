@@ -350,7 +350,7 @@ class _Compiled:
     order: tuple[str, ...]  # the binds' names, in the order of $1, $2 …
     fixed: dict[str, Any]  # the values of binds the statement itself gives
     binds: list[tuple[int, Any]]  # (position, bind processor) where the type has one
-    row: Any  # a namedtuple of the result's columns, or None
+    row: Any  # a namedtuple of the result's columns (none for a write without RETURNING)
     processors: list[tuple[int, Any]]  # (column, result processor) where the type has one
 
     def args(self, params: dict[str, Any]) -> list[Any]:

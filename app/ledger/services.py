@@ -8,8 +8,9 @@ Every method here that moves money:
   worker processes charge the same client at once;
 - refuses with ``Refused`` (409: a state conflict) or ``Invalid`` (422: bad
   input), before anything is flushed, so a refused request writes nothing
-  (``register_charge`` checks for a closed month just after its journal
-  INSERT, whose lock the check needs; the refusal rolls the INSERT back).
+  (``register_charge`` and ``record_payment`` check for a closed month in
+  their balance UPDATE, just after the journal INSERT whose lock the check
+  needs; the refusal rolls every row back).
 
 Amounts are integer cents. Entry signs: ``credit_delta`` and ``owed_delta``
 are what the event did to the client; ``amount`` = credit_delta − owed_delta
@@ -257,6 +258,19 @@ def _entry(*args: Any, **kwargs: Any) -> Entry:
     return Entry(**_entry_row(*args, **kwargs))
 
 
+def _allocation_row(
+    charge_id: int, payment_id: int | None, cents: int, actor: User, at: datetime
+) -> dict[str, Any]:
+    """An allocation's column values (payment_id None: paid from credit), for ``_ALLOCATE``."""
+    return {
+        "charge_id": charge_id,
+        "payment_id": payment_id,
+        "amount_cents": cents,
+        "created_by_id": actor.id,
+        "created_at": at,
+    }
+
+
 def _values(row: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: getattr(row, key) for key in keys}
 
@@ -497,13 +511,8 @@ async def register_charge(
         payment_result = PaymentResult(payment, [(charge.id, data.amount_cents)], 0)
     await _JOURNAL.many(session, entries)  # one round trip
     if settled:
-        allocation = {
-            "charge_id": charge.id,
-            "payment_id": payment.id if payment is not None else None,
-            "amount_cents": data.amount_cents,
-            "created_by_id": actor.id,
-            "created_at": _now(),
-        }
+        paid_by = payment.id if payment is not None else None
+        allocation = _allocation_row(charge.id, paid_by, data.amount_cents, actor, at)
         await _ALLOCATE.rowcount(session, allocation)
     # The month is checked by this UPDATE, after the journal INSERT took the
     # journal's ROW EXCLUSIVE lock (which a month being closed waits for and
@@ -669,13 +678,7 @@ async def _allocate(
     # What the UPDATE wrote, as loaded: not a change for the session to flush again.
     set_committed_value(charge, "paid_cents", paid)
     set_committed_value(charge, "status", status)
-    allocation = {
-        "charge_id": charge.id,
-        "payment_id": payment_id,
-        "amount_cents": cents,
-        "created_by_id": actor.id,
-        "created_at": at,
-    }
+    allocation = _allocation_row(charge.id, payment_id, cents, actor, at)
     entry = _entry_row(
         charge.client_id,
         "payment_applied" if payment_id else "credit_applied",
