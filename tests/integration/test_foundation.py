@@ -553,6 +553,36 @@ async def test_hot_writes_are_kept_and_discarded_with_the_sessions_transaction(
     assert await _display_name(maker, new_id) == "bia"
 
 
+async def test_hot_writes_after_a_commit_are_in_the_next_transaction(
+    maker: async_sessionmaker[AsyncSession], make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is looked up once per transaction, not once per session."""
+    user = await make_user("reception", "ana")
+    lookups = 0
+    connection = AsyncSession.connection
+
+    async def counted(self: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return await connection(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncSession, "connection", counted)
+    async with maker() as session:
+        await begin_write(session)
+        before = lookups
+        await _RENAME.rowcount(session, {"user_id": user.id, "name": "Kept"})
+        await _RENAME.rowcount(session, {"user_id": user.id, "name": "Kept"})
+        assert lookups - before <= 1
+        await session.commit()
+        await begin_write(session)
+        await _RENAME.rowcount(session, {"user_id": user.id, "name": "Discarded"})
+        await session.rollback()
+        await _RENAME.rowcount(session, {"user_id": user.id, "name": "Discarded too"})
+        await session.rollback()
+
+    assert await _display_name(maker, user.id) == "Kept"
+
+
 async def test_a_hot_write_flushes_what_the_session_holds_first(
     maker: async_sessionmaker[AsyncSession], make_user: Any
 ) -> None:
@@ -605,6 +635,8 @@ async def test_a_hot_read_on_a_lost_connection_fails_once_and_the_pool_drops_it(
         with pytest.raises(DBAPIError) as lost:
             await read.all(session, {"name": "ana"})
         assert lost.value.connection_invalidated
+        await session.rollback()
+        assert (await read.first(session, {"name": "ana"})).loud == "ANA"
 
     async with maker() as session:
         assert (await read.first(session, {"name": "ana"})).loud == "ANA"
