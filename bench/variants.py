@@ -472,6 +472,40 @@ def _gc_log() -> None:
     gc.callbacks.append(callback)
 
 
+def _one_write() -> None:
+    """Trial: uvicorn sends a response's status line and headers with its body, in one write."""
+    from uvicorn.protocols.http import httptools_impl
+
+    class Held:
+        def __init__(self, transport: Any) -> None:
+            self.transport, self.head = transport, b""
+
+        def write(self, data: bytes) -> None:
+            if not self.head and data.startswith(b"HTTP/"):
+                self.head = data
+                return
+            head, self.head = self.head, b""
+            self.transport.write(head + data if head else data)
+
+        def flush(self) -> None:
+            if self.head:
+                self.write(b"")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.transport, name)
+
+    original = httptools_impl.RequestResponseCycle.send
+
+    async def send(self: Any, message: Any) -> None:
+        if not isinstance(self.transport, Held):
+            self.transport = Held(self.transport)
+        await original(self, message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            self.transport.flush()
+
+    httptools_impl.RequestResponseCycle.send = send
+
+
 def _quiet_access_log() -> None:
     logging.getLogger("saldo.access").setLevel(logging.WARNING)
 
@@ -487,6 +521,7 @@ VARIANTS = {
     "cached_login": _cached_login,
     "plain_fragment": _plain_fragment,
     "gc_log": _gc_log,
+    "one_write": _one_write,
 }
 
 
