@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.util import await_only
 
 from app.config import ROOT, Settings
 
@@ -100,7 +101,23 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("saldo_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        sql = f"BEGIN {mode}"
+        # Straight on aiosqlite: one trip to its thread, where SQLAlchemy's cursor
+        # takes three (open, execute, close), on every request.
+        try:
+            await_only(conn.connection.driver_connection.execute(sql))
+        except Exception as error:
+            conn._handle_dbapi_exception(error, sql, (), None, None)
+
+    # SQLAlchemy rolls a session's transaction back when it closes it, then the pool
+    # rolled back again on check-in: a second trip to aiosqlite's thread on every
+    # request. The pool resets with no trip (see create_engine): it rolls back only
+    # a connection still inside a transaction, which SQLite itself tells us (the
+    # driver never opens one on its own, isolation_level None).
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+        if state.asyncio_safe and dbapi_conn.driver_connection.in_transaction:
+            dbapi_conn.rollback()
 
     # A writer leaves the queue when its connection goes back to the pool, which a
     # session does at commit, rollback and close, after the COMMIT went through,
@@ -411,7 +428,9 @@ async def _raise_as_sqlalchemy(conn: Any, error: Exception, sql: str, params: An
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, pool_size=5, max_overflow=10)
+        engine = create_async_engine(
+            settings.database_url, pool_size=5, max_overflow=10, pool_reset_on_return=None
+        )
         _install_sqlite_rules(engine)
     else:
         engine = create_async_engine(

@@ -35,9 +35,10 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import db as db_module
 from app import startup
 from app.auth import services as auth_services
 from app.auth.models import User
@@ -291,6 +292,67 @@ async def test_begin_write_holds_the_sqlite_write_lock_from_the_start(
         assert not _try_write_lock(db_url), "BEGIN IMMEDIATE should hold the write lock"
         await session.rollback()
     assert _try_write_lock(db_url)
+
+
+@only_sqlite
+async def test_a_sqlite_connection_given_back_inside_a_transaction_is_rolled_back(
+    db_url: str, maker: async_sessionmaker[AsyncSession], make_user: Any
+) -> None:
+    """The pool's own reset: it rolls back what SQLAlchemy did not end, and only that."""
+    user = await make_user("reception", "ana")
+    async with maker.kw["bind"].connect() as conn:
+        # Behind SQLAlchemy's back: it has begun nothing on this connection.
+        driver = (await conn.get_raw_connection()).driver_connection
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("UPDATE users SET display_name = 'Lost' WHERE id = ?", (user.id,))
+    assert not driver.in_transaction
+    assert _try_write_lock(db_url)
+    assert await _display_name(maker, user.id) == user.display_name
+
+
+@only_sqlite
+async def test_a_begin_that_finds_sqlite_locked_raises_sqlalchemys_error(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our BEGIN goes straight to aiosqlite; its error still comes out as SQLAlchemy's."""
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    engine = create_engine(settings)
+    async with engine.connect():  # connected before the lock: the BEGIN is what waits
+        pass
+    other = sqlite3.connect(db_url.split(":///", 1)[1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        async with session_maker(engine)() as session:
+            with pytest.raises(OperationalError, match="locked"):
+                await begin_write(session)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await engine.dispose()
+
+
+@only_sqlite
+async def test_a_sqlite_request_goes_to_the_drivers_thread_once_each_for_begin_and_rollback(
+    maker: async_sessionmaker[AsyncSession], make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiosqlite runs every call on its own thread; each trip costs the request CPU."""
+    import aiosqlite
+
+    await make_user("reception", "ana")
+    trips: list[str] = []
+    execute = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(fn.__name__)
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with maker() as session:
+        await session.connection()  # the pool's connection is open already: no trip for it
+        await session.rollback()
+        trips.clear()
+        await HotRead(_HOT).all(session, {"name": "ana"})
+    assert trips == ["execute", "_execute_fetchall", "rollback"], trips
 
 
 @only_sqlite
