@@ -112,8 +112,9 @@ def _install_sqlite_rules(engine: AsyncEngine) -> None:
     # SQLAlchemy rolls a session's transaction back when it closes it, then the pool
     # rolled back again on check-in: a second trip to aiosqlite's thread on every
     # request. The pool resets with no trip (see create_engine): it rolls back only
-    # a connection still inside a transaction, which SQLite itself tells us (the
-    # driver never opens one on its own, isolation_level None).
+    # a connection still inside a transaction, which SQLite itself tells us (a flag
+    # sqlite3 lets any thread read; the driver never opens one on its own,
+    # isolation_level None).
     @event.listens_for(engine.sync_engine.pool, "reset")
     def _reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
         if state.asyncio_safe and dbapi_conn.driver_connection.in_transaction:
