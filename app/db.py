@@ -289,7 +289,7 @@ class HotRead:
                             await adapter._start_transaction()
                 answer = await _on_asyncpg(adapter.driver_connection, call, compiled.sql, args)
         except Exception as error:
-            await _raise_as_sqlalchemy(conn, error, compiled.sql, params)
+            await _raise_as_sqlalchemy(conn, adapter, error, compiled.sql, params)
         _warn_if_slow(conn.info, started, compiled.sql)
         return answer
 
@@ -363,12 +363,6 @@ class HotWrite(HotRead):
     any bulk statement (``synchronize_session=False``).
     """
 
-    def __init__(self, statement: Executable) -> None:
-        if statement.is_update or statement.is_delete:  # type: ignore[attr-defined]
-            # On SQLite too, where it goes through SQLAlchemy: the same semantics.
-            statement = statement.execution_options(synchronize_session=False)
-        super().__init__(statement)
-
     async def _flushed(self, session: AsyncSession) -> None:
         if session.new or session.dirty or session.deleted:
             await session.flush()
@@ -412,9 +406,10 @@ class _Compiled:
         return values
 
 
-async def _raise_as_sqlalchemy(conn: Any, error: Exception, sql: str, params: Any) -> NoReturn:
+async def _raise_as_sqlalchemy(
+    conn: Any, adapter: Any, error: Exception, sql: str, params: Any
+) -> NoReturn:
     """Raise a driver's error as SQLAlchemy would: wrapped, the connection invalidated if lost."""
-    adapter = (await conn.get_raw_connection()).dbapi_connection
     try:
         adapter._handle_exception(error)  # asyncpg's error as the DB-API's (IntegrityError …)
     except Exception as translated:
