@@ -44,6 +44,17 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+def db_pooler() -> str:
+    """DB_POOLER: "transaction" when PostgreSQL is reached through a pooler in
+    transaction mode (PgBouncer, or a provider's "pooled" connection string)."""
+    value = os.environ.get("DB_POOLER", "").strip().lower()
+    if value in ("", "none", "session"):
+        return ""
+    if value != "transaction":
+        raise ValueError(f'DB_POOLER is "{value}": leave it unset, or set it to "transaction"')
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
@@ -67,6 +78,7 @@ class Settings:
     smtp_from: str | None
     smtp_starttls: bool
     db_pool_size: int
+    db_pooler: str  # "" or "transaction": see app.db.create_engine
     backup_dir: Path
     backup_keep: int
     extra: dict[str, str] = field(default_factory=dict)
@@ -108,6 +120,7 @@ def load_settings() -> Settings:
         smtp_from=os.environ.get("SMTP_FROM") or None,
         smtp_starttls=os.environ.get("SMTP_STARTTLS", "true").lower() != "false",
         db_pool_size=_int("DB_POOL_SIZE", 20),
+        db_pooler=db_pooler(),
         backup_dir=Path(os.environ.get("BACKUP_DIR") or data_dir / "backups").resolve(),
         # At least the backup just made is kept.
         backup_keep=max(1, _int("BACKUP_KEEP", 14)),

@@ -437,9 +437,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size // 2,
             pool_pre_ping=False,
+            connect_args=connect_args(settings.db_pooler),
         )
     _install_slow_query_log(engine, settings.slow_query_ms)
     return engine
+
+
+def connect_args(pooler: str) -> dict[str, Any]:
+    """asyncpg's options for PostgreSQL behind a pooler in transaction mode (DB_POOLER).
+
+    Such a pooler hands each transaction, and each statement outside one,
+    whichever server connection is free: a statement prepared and kept on one
+    is missing on the next, and two processes' statement names meet on one.
+    So nothing is kept, and every statement is prepared unnamed: asyncpg then
+    sends its Parse again with the Bind and Execute, in the one exchange the
+    pooler gives to one server connection (a named one, closed later, let the
+    pooler move between the prepare and the execute).
+    """
+    if pooler != "transaction":
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: "",
+    }
 
 
 def alchemy_config(settings: Settings, engine: AsyncEngine) -> SQLAlchemyAsyncConfig:

@@ -8,8 +8,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import load_settings
-from app.db import import_models, metadata
+from app.config import db_pooler, load_settings
+from app.db import connect_args, import_models, metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -46,7 +46,9 @@ def _run_sync(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_url())
+    url = _url()
+    pooled = connect_args(db_pooler()) if url.startswith("postgresql") else {}
+    engine = create_async_engine(url, connect_args=pooled)
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
     await engine.dispose()

@@ -76,6 +76,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() == "true"
 CHROMIUM = Path("/usr/bin/chromium")
 NO_POSTGRES = "[no-postgresql]"
 NO_CHROMIUM = "[no-chromium]"
+NO_PGBOUNCER = "[no-pgbouncer]"
 # Environment that would leak the developer's own installation into a test's settings.
 SALDO_ENV_VARS = (
     "DATABASE_URL",
@@ -94,6 +95,7 @@ SALDO_ENV_VARS = (
     "SMTP_FROM",
     "SMTP_STARTTLS",
     "DB_POOL_SIZE",
+    "DB_POOLER",
     "BACKUP_DIR",
     "BACKUP_KEEP",
 )
@@ -268,6 +270,19 @@ while os.path.exists(root):
 """
 
 
+def as_postgres_user(*args: str | Path) -> list[str]:
+    """``args`` as a command that runs as the ``postgres`` user when we are root.
+
+    PostgreSQL refuses to run as root, and so does PgBouncer.
+    """
+    cmd = [str(a) for a in args]
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(cmd)]
+
+
 class LocalCluster:
     """A throwaway PostgreSQL cluster in a temp dir, tuned for speed, not durability."""
 
@@ -280,13 +295,7 @@ class LocalCluster:
         self.as_root = os.geteuid() == 0
 
     def _command(self, *args: str | Path) -> list[str]:
-        cmd = [str(a) for a in args]
-        if not self.as_root:
-            return cmd
-        # PostgreSQL refuses to run as root.
-        if shutil.which("runuser"):
-            return ["runuser", "-u", "postgres", "--", *cmd]
-        return ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(cmd)]
+        return as_postgres_user(*args)
 
     def _run(self, *args: str | Path) -> None:
         cmd = self._command(*args)
@@ -821,17 +830,30 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             faulthandler.cancel_dump_traceback_later()
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    chromium = (
-        str(CHROMIUM)
-        if CHROMIUM.exists()
-        else "NOT FOUND — e2e tests will " + ("FAIL (CI=true)" if IN_CI else "be SKIPPED")
+def find_pgbouncer() -> str | None:
+    """Debian's PgBouncer (``apt-get install pgbouncer``), for tests/integration/test_pooler.py."""
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
     )
-    return [f"saldo postgresql: {postgres_status()}", f"saldo chromium: {chromium}"]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    missing = "NOT FOUND — {} tests will " + ("FAIL (CI=true)" if IN_CI else "be SKIPPED")
+    chromium = str(CHROMIUM) if CHROMIUM.exists() else missing.format("e2e")
+    pgbouncer = find_pgbouncer() or missing.format("pooler")
+    return [
+        f"saldo postgresql: {postgres_status()}",
+        f"saldo chromium: {chromium}",
+        f"saldo pgbouncer: {pgbouncer}",
+    ]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for marker, what in ((NO_POSTGRES, "PostgreSQL"), (NO_CHROMIUM, "browser (e2e)")):
+    for marker, what in (
+        (NO_POSTGRES, "PostgreSQL"),
+        (NO_CHROMIUM, "browser (e2e)"),
+        (NO_PGBOUNCER, "PgBouncer (pooler)"),
+    ):
         skipped = [
             report
             for report in terminalreporter.stats.get("skipped", [])

@@ -22,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No SALDO/DATABASE settings from the developer's shell; work inside tmp_path."""
-    for name in ("DATABASE_URL", "SECRET_KEY", "SALDO_DATA_DIR", "SALDO_ENV", "SLOW_QUERY_MS"):
+    for name in (
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "SALDO_DATA_DIR",
+        "SALDO_ENV",
+        "SLOW_QUERY_MS",
+        "DB_POOLER",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SALDO_DATA_DIR", str(tmp_path / "data"))
@@ -59,6 +66,34 @@ def test_a_render_style_database_url_reaches_the_settings_as_asyncpg(
     monkeypatch.setenv("DATABASE_URL", "postgres://saldo:pw@dpg-123.internal/saldo")
 
     assert load_settings().database_url == "postgresql+asyncpg://saldo:pw@dpg-123.internal/saldo"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, ""),
+        ("", ""),
+        ("session", ""),
+        ("Transaction", "transaction"),
+        (" transaction ", "transaction"),
+    ],
+)
+def test_db_pooler_names_a_transaction_mode_pooler(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, given: str | None, expected: str
+) -> None:
+    if given is not None:
+        monkeypatch.setenv("DB_POOLER", given)
+
+    assert load_settings().db_pooler == expected
+
+
+def test_an_unknown_db_pooler_stops_the_start_with_what_to_set(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_POOLER", "pgbouncer")
+
+    with pytest.raises(ValueError, match=r'DB_POOLER is "pgbouncer".*"transaction"'):
+        load_settings()
 
 
 def test_without_database_url_saldo_uses_sqlite_under_data(clean_env: Path) -> None:
