@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -59,6 +60,7 @@ SECRET_KEY = "bench-" + "k" * 58  # fixed: any worker can read any worker's cook
 IDLE_BEFORE: dict[str, float] = {}  # CPU idle % measured just before the current benchmark
 VARIANT: dict[str, str] = {}  # bench/variants.py patches to apply (experiments, not fixes)
 PG_SOCKET: dict[str, bool] = {}  # --pg-socket: the app reaches PostgreSQL over its Unix socket
+PGBOUNCER: dict[str, bool] = {}  # --pgbouncer: the app reaches it through PgBouncer (DB_POOLER)
 
 
 # --------------------------------------------------------------------------- the facts
@@ -138,6 +140,12 @@ def database_label(f: dict[str, Any]) -> str:
     if f["backend"] == "postgresql":
         version = pg.psql("postgres", "SHOW server_version").split()[0]
         via = ", Unix socket" if PG_SOCKET.get("on") else ""
+        if PGBOUNCER.get("on"):
+            bouncer = subprocess.run(
+                [shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "--version"],
+                capture_output=True, text=True, check=False,
+            ).stdout.split("\n")[0]  # fmt: skip
+            via += f", through {bouncer} in transaction mode"
         return f"PostgreSQL {version} (same machine{via})"
     return f"SQLite {__import__('sqlite3').sqlite_version} (WAL)"
 
@@ -173,10 +181,13 @@ class AppServer:
     def __init__(self, database_url: str, workers: int = 2, variant: str = "") -> None:
         if PG_SOCKET.get("on") and database_url.startswith("postgresql"):
             database_url = pg.socket_url(database_url.rsplit("/", 1)[1])
+        self.env_extra: dict[str, str] = {}
+        if PGBOUNCER.get("on") and database_url.startswith("postgresql"):
+            database_url = pg.bouncer(database_url.rsplit("/", 1)[1])
+            self.env_extra["DB_POOLER"] = "transaction"
         self.database_url = database_url
         self.variant = variant or VARIANT.get("names", "")
         self.factory = "variants:create_app" if self.variant else "app.main:create_app"
-        self.env_extra: dict[str, str] = {}
         # Another server than uvicorn (bench/bare_search.py --flask): its argv, with {port}.
         self.command: list[str] = []
         self.workers = workers
@@ -819,6 +830,11 @@ def main() -> None:
         action="store_true",
         help="the app connects over PostgreSQL's Unix socket instead of TCP on 127.0.0.1",
     )
+    ap.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="the app reaches PostgreSQL through PgBouncer in transaction mode (DB_POOLER)",
+    )
     args = ap.parse_args()
     if args.bench == "report":
         report.write()
@@ -828,6 +844,7 @@ def main() -> None:
         args.db = args.db or "saldo50k"
     f = facts(args.db, args.sqlite)
     PG_SOCKET["on"] = args.pg_socket
+    PGBOUNCER["on"] = args.pgbouncer
     if args.variant:
         VARIANT["names"] = args.variant
         args.label = args.label or f"experiment: {args.variant}"
