@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BENCH_ROOT = Path(os.environ.get("SALDO_BENCH_DIR", "/tmp/saldo-bench"))
@@ -123,11 +124,19 @@ def start() -> str:
     return url("postgres")
 
 
+def stop_bouncer() -> None:
+    """Stop the PgBouncer that ``bouncer`` started, if it runs."""
+    pid_file = BOUNCER / "pgbouncer.pid"
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):  # its server connections end with it
+            os.kill(pid, 0)
+            time.sleep(0.1)
+
+
 def stop() -> None:
-    bouncer_pid = BOUNCER / "pgbouncer.pid"
-    if bouncer_pid.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(bouncer_pid.read_text()), signal.SIGTERM)
+    stop_bouncer()
     if running():
         _run(BINDIR / "pg_ctl", "-D", DATA, "-m", "fast", "-w", "stop")
 

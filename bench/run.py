@@ -260,6 +260,9 @@ class AppServer:
         return pids
 
     def stop(self) -> None:
+        if "DB_POOLER" in self.env_extra:
+            # Its server connections would keep the database from being copied (close).
+            pg.stop_bouncer()
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)  # the group this script started
