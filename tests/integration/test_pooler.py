@@ -99,7 +99,7 @@ ignore_startup_parameters = extra_float_digits
 
 @pytest.fixture
 def pooled_db(postgres: PostgresServer, pgbouncer: str) -> Iterator[tuple[str, str]]:
-    """A fresh database, migrated through the pooler: (its URL through the pooler, direct)."""
+    """A fresh, empty database: (its URL through the pooler, its URL direct)."""
     name = postgres.create_database(empty=True)
     try:
         yield make_url(pgbouncer).set(database=name).render_as_string(False), postgres.url(name)
