@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from app.auth.services import hash_password
+from app.backup import services as backups
 from app.clients.models import Client
 from app.db import create_engine, session_maker
 from app.ledger import services as ledger
@@ -145,8 +146,11 @@ async def test_with_db_pooler_the_same_statements_run(pooled_db, settings_for):
 @pytest.fixture
 def app_behind_pooler(
     pooled_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    """The app under uvicorn, 2 workers, migrated and served through the pooler."""
+) -> Iterator[tuple[str, str, str]]:
+    """The app under uvicorn, 2 workers, migrated and served through the pooler.
+
+    Gives its base URL, and the database's URL through the pooler and direct.
+    """
     through_pooler, direct = pooled_db
     monkeypatch.setenv("DB_POOLER", "transaction")
     migrate(through_pooler)
@@ -172,7 +176,7 @@ def app_behind_pooler(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(base, process, log_path)
-        yield base, direct
+        yield base, through_pooler, direct
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -184,7 +188,7 @@ def app_behind_pooler(
 async def test_the_app_serves_and_records_money_behind_a_transaction_pooler(
     app_behind_pooler, settings_for
 ):
-    base, direct = app_behind_pooler
+    base, through_pooler, direct = app_behind_pooler
     limits = httpx.Limits(max_connections=48, max_keepalive_connections=48)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
         token = await http.post(
@@ -219,8 +223,14 @@ async def test_the_app_serves_and_records_money_behind_a_transaction_pooler(
         answers = await asyncio.gather(
             *(charge(i) for i in range(80)), *(search() for _ in range(80))
         )
-    charges, searches = answers[:80], answers[80:]
-    assert Counter(r.status_code for r in searches) == {200: 80}
+        # pg_dump through the pooler too (it changes session settings outside its
+        # transaction): the app answers as before afterwards.
+        settings = settings_for(through_pooler, db_pooler="transaction")
+        backup = await backups.make_backup_async(settings)
+        assert backups.check_backup(backup.path).kind == "postgresql"
+        after = await asyncio.gather(*(search() for _ in range(20)))
+    charges, searches = answers[:80], [*answers[80:], *after]
+    assert Counter(r.status_code for r in searches) == {200: 100}
     assert {r.json()["items"][0]["id"] for r in searches} == {client_id}
     statuses = Counter(r.status_code for r in charges)
     # 300.00 of credit pays 30 of the 40 distinct charges; a repeated key answers as its first.
