@@ -630,25 +630,14 @@ async def record_payment(
         created_at=_now(),
     )
     payment.id = await _INSERT_PAYMENT.scalar(session, _values(payment, _PAYMENT_KEYS))
-    entries, allocations = [_payment_entry_row(payment, actor, key)], []
-    result = PaymentResult(payment)
-    left = data.amount_cents
-    for charge in charges:
-        if left == 0:
-            break
-        part = min(left, charge.open_cents)
-        left -= part
-        allocation, entry = await _allocate(
-            session, actor, charge, part, data.received_on, key, payment_id=payment.id
-        )
-        allocations.append(allocation)
-        entries.append(entry)
-        result.allocations.append((charge.id, part))
-    await _JOURNAL.many(session, entries)
+    applied, allocations, entries = await _allocate(
+        session, actor, charges, data.amount_cents, data.received_on, key, payment.id
+    )
+    await _JOURNAL.many(session, [_payment_entry_row(payment, actor, key), *entries])
     if allocations:
         await _ALLOCATE.many(session, allocations)
-    allocated = data.amount_cents - left
-    result.credit_added_cents = left
+    allocated = sum(part for _charge, part in applied)
+    result = PaymentResult(payment, applied, data.amount_cents - allocated)
     await _move_client(
         session, client.id, data.amount_cents - allocated, -allocated, if_open=data.received_on
     )
@@ -658,40 +647,57 @@ async def record_payment(
 async def _allocate(
     session: AsyncSession,
     actor: User,
-    charge: Charge,
+    charges: list[Charge],
     cents: int,
     day: date,
     key: str | None,
     payment_id: int | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Apply ``cents`` of a payment (or of credit, payment_id None) to a charge.
+) -> tuple[list[tuple[int, int]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Apply up to ``cents`` of a payment (or of credit, payment_id None) to ``charges``, in order.
 
-    Writes the charge's paid amount and status; returns the allocation's row and
-    the journal entry's, for the caller to insert with the rest (and it moves
-    the client's totals).
+    Writes each charge's paid amount and status. Returns what went where
+    ((charge_id, cents) pairs), and the allocations' and journal entries' rows
+    for the caller to insert with the rest (it also moves the client's totals).
     """
-    paid = charge.paid_cents + cents
-    status, at = _status(charge.amount_cents, paid), _now()
-    params = {"charge_id": charge.id, "cents": cents, "status": status, "actor": actor.id, "at": at}
-    if await _PAY_CHARGE.rowcount(session, params) != 1:
-        raise Refused(_("This charge was already paid."), "charge_ids")
-    # What the UPDATE wrote, as loaded: not a change for the session to flush again.
-    set_committed_value(charge, "paid_cents", paid)
-    set_committed_value(charge, "status", status)
-    allocation = _allocation_row(charge.id, payment_id, cents, actor, at)
-    entry = _entry_row(
-        charge.client_id,
-        "payment_applied" if payment_id else "credit_applied",
-        day,
-        actor,
-        credit_delta=-cents,
-        owed_delta=-cents,
-        description=charge.description,
-        key=key,
-        payment_id=payment_id,
-        charge_id=charge.id,
-    )
-    return allocation, entry
+    applied: list[tuple[int, int]] = []
+    allocations: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for charge in charges:
+        if cents == 0:
+            break
+        part = min(cents, charge.open_cents)
+        cents -= part
+        paid = charge.paid_cents + part
+        status, at = _status(charge.amount_cents, paid), _now()
+        params = {
+            "charge_id": charge.id,
+            "cents": part,
+            "status": status,
+            "actor": actor.id,
+            "at": at,
+        }
+        if await _PAY_CHARGE.rowcount(session, params) != 1:
+            raise Refused(_("This charge was already paid."), "charge_ids")
+        # What the UPDATE wrote, as loaded: not a change for the session to flush again.
+        set_committed_value(charge, "paid_cents", paid)
+        set_committed_value(charge, "status", status)
+        applied.append((charge.id, part))
+        allocations.append(_allocation_row(charge.id, payment_id, part, actor, at))
+        entries.append(
+            _entry_row(
+                charge.client_id,
+                "payment_applied" if payment_id else "credit_applied",
+                day,
+                actor,
+                credit_delta=-part,
+                owed_delta=-part,
+                description=charge.description,
+                key=key,
+                payment_id=payment_id,
+                charge_id=charge.id,
+            )
+        )
+    return applied, allocations, entries
 
 
 # --- collecting: batches, undoing, voids, refunds, credit ----------------------------------
@@ -792,20 +798,13 @@ async def apply_credit(
         raise Refused(_("Nothing is open to pay."), "charge_ids")
     if client.credit_cents <= 0:
         raise Refused(_("%(name)s has no credit to use.", name=client.name), "charge_ids")
-    left, applied, allocations, entries = client.credit_cents, [], [], []
-    for charge in charges:
-        if left == 0:
-            break
-        part = min(left, charge.open_cents)
-        left -= part
-        allocation, entry = await _allocate(session, actor, charge, part, day, key, payment_id=None)
-        allocations.append(allocation)
-        entries.append(entry)
-        applied.append((charge.id, part))
+    applied, allocations, entries = await _allocate(
+        session, actor, charges, client.credit_cents, day, key, payment_id=None
+    )
     if entries:
         await _JOURNAL.many(session, entries)
         await _ALLOCATE.many(session, allocations)
-    used = client.credit_cents - left
+    used = sum(part for _charge, part in applied)
     await _move_client(session, client.id, -used, -used)
     return applied
 
