@@ -78,7 +78,7 @@ class Settings:
     smtp_from: str | None
     smtp_starttls: bool
     db_pool_size: int
-    db_pooler: str  # "" or "transaction": see app.db.create_engine
+    db_pooler: str  # "" or "transaction": see app.db.connect_args
     backup_dir: Path
     backup_keep: int
     extra: dict[str, str] = field(default_factory=dict)

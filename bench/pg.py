@@ -141,11 +141,17 @@ def stop() -> None:
         _run(BINDIR / "pg_ctl", "-D", DATA, "-m", "fast", "-w", "stop")
 
 
-def bouncer(database: str) -> str:
-    """Start PgBouncer in front of the cluster (once); the URL of ``database`` through it."""
+def bouncer_binary() -> str:
+    """Debian's PgBouncer (``apt-get install pgbouncer``)."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     if not os.path.exists(binary):
         raise SystemExit("PgBouncer not found: apt-get install pgbouncer")
+    return binary
+
+
+def bouncer(database: str) -> str:
+    """Start PgBouncer in front of the cluster (once); the URL of ``database`` through it."""
+    binary = bouncer_binary()
     state = _state()
     port = state.get("bouncer_port") or free_port()
     try:

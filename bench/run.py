@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -142,9 +141,8 @@ def database_label(f: dict[str, Any]) -> str:
         via = ", Unix socket" if PG_SOCKET.get("on") else ""
         if PGBOUNCER.get("on"):
             bouncer = subprocess.run(
-                [shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "--version"],
-                capture_output=True, text=True, check=False,
-            ).stdout.split("\n")[0]  # fmt: skip
+                [pg.bouncer_binary(), "--version"], capture_output=True, text=True, check=False
+            ).stdout.split("\n")[0]
             via += f", through {bouncer} in transaction mode"
         return f"PostgreSQL {version} (same machine{via})"
     return f"SQLite {__import__('sqlite3').sqlite_version} (WAL)"

@@ -44,6 +44,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
@@ -138,6 +139,32 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path) -> No
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the app did not answer /health within 60 s:\n{log.read_text()}")
+
+
+@contextmanager
+def uvicorn_workers(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """The app under ``uvicorn --workers 2``, with ``env`` over ours: (its base URL, its log).
+
+    Stopped on leaving; the log (``tmp_path/server.log``) stays for the caller to read.
+    """
+    port = free_port()
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--workers"]
+    options = ["2", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, *options],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(base, process, log)
+        yield base, log
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def run_in_thread(fn: Callable[[], T]) -> T:

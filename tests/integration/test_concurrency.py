@@ -7,9 +7,6 @@ against PostgreSQL; requests arrive concurrently over real HTTP.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,53 +21,24 @@ from app.clients.models import Client
 from app.clients.services import search_fields
 from app.ledger import services as ledger
 from app.ledger.models import Entry, Payment
-from tests.conftest import free_port, wait_for_health
+from tests.conftest import uvicorn_workers
 
 ADMIN_PASSWORD = "concurrency test password"
 
 
 @pytest.fixture
 def two_workers(db_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": db_url,
         "SALDO_DATA_DIR": str(tmp_path),
         "SECRET_KEY": "concurrency-secret",
         "ADMIN_USER": "admin",
         "ADMIN_PASS_HASH": hash_password(ADMIN_PASSWORD),
     }
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(base, process, tmp_path / "server.log")
+    with uvicorn_workers(tmp_path, env) as (base, log):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-        output = (tmp_path / "server.log").read_text()
-        assert "database is locked" not in output, output[-3000:]
+    output = log.read_text()
+    assert "database is locked" not in output, output[-3000:]
 
 
 async def _token(http: httpx.AsyncClient) -> dict[str, str]:

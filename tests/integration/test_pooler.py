@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,7 +39,7 @@ from tests.conftest import (
     free_port,
     migrate,
     unavailable,
-    wait_for_health,
+    uvicorn_workers,
 )
 
 ADMIN_PASSWORD = "pooler test password"
@@ -154,9 +153,7 @@ def app_behind_pooler(
     through_pooler, direct = pooled_db
     monkeypatch.setenv("DB_POOLER", "transaction")
     migrate(through_pooler)
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": through_pooler,
         "DB_POOLER": "transaction",
         "SALDO_DATA_DIR": str(tmp_path),
@@ -164,25 +161,10 @@ def app_behind_pooler(
         "ADMIN_USER": "admin",
         "ADMIN_PASS_HASH": hash_password(ADMIN_PASSWORD),
     }
-    log_path = tmp_path / "server.log"
-    log = log_path.open("w")
-    command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app"]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(base, process, log_path)
+    with uvicorn_workers(tmp_path, env) as (base, log):
         yield base, through_pooler, direct
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-        output = log_path.read_text()
-        assert "prepared statement" not in output, output[-3000:]
+    output = log.read_text()
+    assert "prepared statement" not in output, output[-3000:]
 
 
 async def test_the_app_serves_and_records_money_behind_a_transaction_pooler(
