@@ -118,6 +118,22 @@ async def test_closing_of_one_month_is_the_opening_of_the_next_on_the_page(
     assert 'id="closing-balance">$0.00' in march.text
 
 
+async def test_with_nothing_open_the_statement_says_so_without_a_table_of_zeros(
+    api, client, make_client
+):
+    bia = await make_client("Bia Lima")
+    session = await charge(api, bia, "2026-03-05", "90.00", due="2026-03-12")
+    await pay(api, bia, "2026-03-10", "90.00", charge_ids=[session])
+    march = await client.get(f"/clients/{bia}/statement?from=2026-03-01&to=2026-03-31")
+    assert "No charges were open on that day." in march.text
+    assert "data-aging" not in march.text and "Aging on" not in march.text
+    # One charge left open brings the aging back.
+    await charge(api, bia, "2026-03-20", "40.00", due="2026-03-27")
+    march = await client.get(f"/clients/{bia}/statement?from=2026-03-01&to=2026-03-31")
+    assert "No charges were open on that day." not in march.text
+    assert 'data-aging="0_30">$40.00' in march.text
+
+
 async def test_statement_page_defaults_to_the_current_month_so_far(api, client, make_client):
     from app.web.i18n import today
 
