@@ -289,9 +289,10 @@ def _children(pid: int) -> list[int]:
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in kB."""
+    """VmRSS and VmHWM (peak RSS) of a process, in kB: 0 once it exited (a zombie has neither)."""
     text = Path(f"/proc/{pid}/status").read_text()
-    return {k: int(re.search(rf"{k}:\s+(\d+)", text).group(1)) for k in ("VmRSS", "VmHWM")}
+    found = {k: re.search(rf"{k}:\s+(\d+)", text) for k in ("VmRSS", "VmHWM")}
+    return {k: int(m.group(1)) if m else 0 for k, m in found.items()}
 
 
 class Session:
