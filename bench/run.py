@@ -414,12 +414,16 @@ def wrk(
 NOBODY = ("zelia quint", "wagner tobi", "yolanda per", "xavier")
 
 
-def search_queries(f: dict[str, Any], count: int = 3000, seed: int = 8) -> list[str]:
+def search_queries(
+    f: dict[str, Any], count: int = 3000, seed: int = 8, as_typed: bool = False
+) -> list[str]:
     """What reception types to find clients who exist, without accents, as they type it.
 
     Drawn from real clients of the database: a first-name prefix (3+ letters),
     first name and the start of a surname, a surname prefix, 4–6 digits of the
-    phone; and now and then a name nobody has (a new client).
+    phone; and now and then a name nobody has (a new client). ``as_typed``: each
+    of them a letter at a time ("a", "an", "ana", "ana s" …), as the search box
+    asks when every keystroke outlasts its 250 ms pause.
     """
     import random
 
@@ -444,6 +448,8 @@ def search_queries(f: dict[str, Any], count: int = 3000, seed: int = 8) -> list[
             out.append(phone[start : start + rng.randint(4, 6)])
         else:
             out.append(rng.choice(NOBODY))
+    if as_typed:
+        out = [q[:n] for q in out for n in range(1, len(q) + 1) if q[n - 1] != " "]
     return [urllib.parse.quote_plus(q) for q in out]
 
 
@@ -453,7 +459,7 @@ def search_queries(f: dict[str, Any], count: int = 3000, seed: int = 8) -> list[
 def bench_search(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     with AppServer(f["url"]) as app, tempfile.TemporaryDirectory() as tmp:
         queries = Path(tmp) / "queries.txt"
-        queries.write_text("\n".join(search_queries(f)) + "\n")
+        queries.write_text("\n".join(search_queries(f, as_typed=args.as_typed)) + "\n")
         user = Session(app.base, f["reception"], f["password"])
         env = {"SALDO_QUERIES": str(queries), "SALDO_COOKIE": user.cookie_header}
         check = user.http.get("/clients?q=silva", headers={"HX-Request": "true"})
@@ -463,7 +469,9 @@ def bench_search(f: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         wrk(app.base, "search.lua", env, 5, args.connections)  # warm-up
         result = wrk(app.base, "search.lua", env, args.duration, args.connections, app)
         user.close()
-    result["queries"] = "3,000 rotating, from real clients: prefixes, two words, digits"
+    result["queries"] = "3,000 rotating, from real clients: prefixes, two words, digits" + (
+        ", each typed a letter at a time" if args.as_typed else ""
+    )
     return result
 
 
@@ -838,6 +846,11 @@ def main() -> None:
     target.add_argument("--sqlite", type=Path, help="SQLite file made by generate.py")
     ap.add_argument("--duration", type=int, default=20, help="seconds of each wrk run")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--as-typed",
+        action="store_true",
+        help="search: every query a letter at a time, first keystrokes included",
+    )
     ap.add_argument("--repeat", type=int, default=20, help="requests per latency figure")
     ap.add_argument("--timeout", type=int, default=600, help="limit for zip and close (s)")
     ap.add_argument("--wait-quiet", type=int, default=300, help="wait up to N s for an idle CPU")

@@ -104,7 +104,12 @@ _FTS_MATCH = literal_column("clients_search").op("MATCH")(bindparam("match", typ
 
 @lru_cache(maxsize=64)
 def _search_statements(
-    words: int, archived: bool, summary: bool = False, walk: bool = True, fts: bool = False
+    words: int,
+    archived: bool,
+    summary: bool = False,
+    walk: bool = True,
+    fts: bool = False,
+    trigrams: bool = True,
 ) -> tuple[Select[Any], Select[Any]]:
     """The search's page and count statements for ``words`` words, built once.
 
@@ -118,10 +123,19 @@ def _search_statements(
     matches through the trigram index instead, then sorts them (see ``search``).
     With ``fts`` (SQLite) the candidates come from SQLite's trigram index first
     (parameter ``match``: see ``_fts_match``); the LIKE conditions still decide.
+    Without ``trigrams`` (no word of 3+ characters) the LIKE is on an expression
+    no index holds, so the name index is walked whatever plan PostgreSQL keeps.
     """
-    conditions = [
-        Client.search_text.like(bindparam(f"w{i}", type_=String), escape="/") for i in range(words)
-    ]
+    text: Any = Client.search_text
+    if not trigrams:
+        # pg_trgm finds nothing to look up in "%an%", so a plan through the trigram
+        # index reads all of it and rechecks every client (51 ms at 50,000 clients).
+        # PostgreSQL switches a prepared statement to its generic plan after five
+        # runs, and for an unknown pattern that plan is the trigram index: every
+        # first and second keystroke took 51 ms. Walking finds a page in 0.1 ms,
+        # or reads the whole name index in 10 ms when nobody matches.
+        text = Client.search_text.op("||", return_type=String)(literal_column("''"))
+    conditions = [text.like(bindparam(f"w{i}", type_=String), escape="/") for i in range(words)]
     if fts:
         conditions.append(Client.id.in_(select(_FTS.c.rowid).where(_FTS_MATCH)))
     if not archived:
@@ -146,14 +160,20 @@ def _search_statements(
 
 
 @lru_cache(maxsize=64)
-def _summary_read(words: int, archived: bool, walk: bool, fts: bool) -> HotRead:
+def _summary_read(words: int, archived: bool, walk: bool, fts: bool, trigrams: bool) -> HotRead:
     """The search box's and picker's rows, asked at every keystroke: see HotRead."""
-    return HotRead(_search_statements(words, archived, summary=True, walk=walk, fts=fts)[0])
+    statements = _search_statements(words, archived, True, walk, fts, trigrams)
+    return HotRead(statements[0])
 
 
 def _walks(words: list[str]) -> bool:
     """Whether a search should walk the name index in name order (see ``search``)."""
     return max(map(len, words), default=0) <= 3
+
+
+def _has_trigrams(words: list[str]) -> bool:
+    """Whether a trigram index can narrow a search: a word of 3+ characters."""
+    return max(map(len, words), default=0) >= 3
 
 
 def _fts_match(words: list[str]) -> str:
@@ -298,15 +318,22 @@ class ClientService:
         # search's CPU (app and SQLite) fell from 5.3-6.0 to 3.2-3.5 ms and 32
         # connections got 489-493 searches/s instead of 326-353
         # (docs/BENCHMARKS.md, 2026-12-04, evening).
+        sqlite = self.session.bind.dialect.name == "sqlite"
         walk = _walks(words)
-        fts = not walk and self.session.bind.dialect.name == "sqlite"
-        rows_stmt, count_stmt = _search_statements(len(words), archived, summary, walk, fts)
+        fts = not walk and sqlite
+        # SQLite plans each statement with its pattern, and has no index on
+        # search_text to keep out (see _search_statements).
+        trigrams = sqlite or _has_trigrams(words)
+        rows_stmt, count_stmt = _search_statements(
+            len(words), archived, summary, walk, fts, trigrams
+        )
         params: dict[str, Any] = {f"w{i}": _contains(w) for i, w in enumerate(words)}
         if fts:
             params["match"] = _fts_match(words)
         page = {**params, "limit": limit + 1, "offset": offset}
         if summary:
-            rows = await _summary_read(len(words), archived, walk, fts).all(self.session, page)
+            read = _summary_read(len(words), archived, walk, fts, trigrams)
+            rows = await read.all(self.session, page)
         else:
             rows = list((await self.session.scalars(rows_stmt, page)).all())
         total = await self.session.scalar(count_stmt, params) if count else None

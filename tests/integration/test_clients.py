@@ -237,9 +237,10 @@ async def test_both_ways_of_searching_give_the_same_page(maker: Any) -> None:
             active=False
         ))  # fmt: skip
         await session.commit()
-        ways = [(True, False), (False, False)]
+        # (walk, fts, trigrams): the LIKE on an expression no index holds gives the same too.
+        ways = [(True, False, True), (False, False, True), (True, False, False)]
         if session.bind.dialect.name == "sqlite":
-            ways.append((False, True))
+            ways.append((False, True, True))
         queries = ["nico", "nicolas prado", "prado", "ana", "a", "nic ol", "zzzz", '"nica"']
         for q in [*queries, "100%", "nicolau", "arquivado"]:
             words = query_words(q)
@@ -248,10 +249,13 @@ async def test_both_ways_of_searching_give_the_same_page(maker: Any) -> None:
                     params = {f"w{i}": _contains(w) for i, w in enumerate(words)}
                     params.update(limit=3, offset=offset, match=_fts_match(words))
                     pages = []
-                    for walk, fts in ways:
+                    for walk, fts, trigrams in ways:
                         if fts and not params["match"]:
                             continue  # no word of 3+ characters: never asked of the index
-                        stmt = _search_statements(len(words), archived, True, walk, fts)[0]
+                        statements = _search_statements(
+                            len(words), archived, True, walk, fts, trigrams
+                        )
+                        stmt = statements[0]
                         rows = (await session.execute(stmt, params)).all()
                         pages.append([tuple(r) for r in rows])
                     assert all(page == pages[0] for page in pages), (q, archived, offset)
@@ -262,6 +266,62 @@ async def test_both_ways_of_searching_give_the_same_page(maker: Any) -> None:
             [r.name for r in every], key=lambda n: n.lower().replace("í", "i")
         )
         assert len(every) == 10
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_first_keystrokes_never_read_the_whole_trigram_index(maker: Any) -> None:
+    """For "a" or "an" pg_trgm has no trigram to look up, so a plan through the
+    trigram index reads all of it and rechecks every client. PostgreSQL took
+    that plan once it kept a generic plan for the search (planned without the
+    pattern): the statement must not let the index serve such a search."""
+    from app.clients.services import (
+        _contains,
+        _has_trigrams,
+        _search_statements,
+        _walks,
+        query_words,
+    )
+    from app.db import HotRead
+
+    for name in ("Ana Souza", "Bruno Prado", "Carla Lima", "Diego Ferraz"):
+        await add(maker, name)
+    async with maker() as session:
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        # The plan PostgreSQL keeps after five runs, with only bitmap scans left at
+        # their cost: the trigram index wins wherever it can serve.
+        settings = ("plan_cache_mode", "enable_seqscan", "enable_indexscan", "enable_indexonlyscan")
+        await driver.execute(
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
+            "SET enable_indexscan = off; SET enable_indexonlyscan = off;"
+        )
+        prepared: list[str] = []
+
+        async def plan(q: str, which: int, trigrams: bool | None = None) -> str:
+            words = query_words(q)
+            if trigrams is None:
+                trigrams = _has_trigrams(words)
+            # With archived clients in (no condition on active) only the LIKE can
+            # narrow the rows through an index.
+            stmts = _search_statements(len(words), True, True, _walks(words), False, trigrams)
+            compiled = HotRead(stmts[which])._compile(session.bind.dialect)
+            params = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+            args = compiled.args({**params, "limit": 21, "offset": 0})
+            name = f"search_{len(prepared)}"
+            prepared.append(name)
+            await driver.execute(f"PREPARE {name} AS {compiled.sql}")
+            # EXECUTE takes no binds: the test's own patterns and numbers, written out.
+            values = ", ".join(str(a) if isinstance(a, int) else f"'{a}'" for a in args)
+            return "\n".join(r[0] for r in await driver.fetch(f"EXPLAIN EXECUTE {name}({values})"))
+
+        for q in ("a", "an", "an so", "12"):
+            for which in (0, 1):  # the page, and its count
+                assert "ix_clients_search_trgm" not in await plan(q, which), (q, which)
+        # The trap is real: with the LIKE on the indexed column the plan takes it,
+        # and a word with trigrams still may.
+        assert "ix_clients_search_trgm" in await plan("an", 0, trigrams=True), "control"
+        assert "ix_clients_search_trgm" in await plan("souza", 0), "souza"
+        await driver.execute("".join(f"DEALLOCATE {name};" for name in prepared))
+        await driver.execute("".join(f"RESET {setting};" for setting in settings))
 
 
 async def test_search_finds_clients_by_what_they_are_called_now(maker: Any) -> None:
