@@ -130,10 +130,11 @@ def _search_statements(
     if not trigrams:
         # pg_trgm finds nothing to look up in "%an%", so a plan through the trigram
         # index reads all of it and rechecks every client (51 ms at 50,000 clients).
-        # PostgreSQL switches a prepared statement to its generic plan after five
-        # runs, and for an unknown pattern that plan is the trigram index: every
-        # first and second keystroke took 51 ms. Walking finds a page in 0.1 ms,
-        # or reads the whole name index in 10 ms when nobody matches.
+        # After five runs PostgreSQL may keep a prepared statement's generic plan,
+        # and for an unknown pattern that plan is the trigram index: first and
+        # second keystrokes took 51 ms. Walking finds a page in 0.1 ms, or reads
+        # the whole name index in 10 ms when nobody matches (docs/BENCHMARKS.md,
+        # 2026-12-05, mid-morning).
         text = Client.search_text.op("||", return_type=String)(literal_column("''"))
     conditions = [text.like(bindparam(f"w{i}", type_=String), escape="/") for i in range(words)]
     if fts:
