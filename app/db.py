@@ -424,6 +424,8 @@ async def _raise_as_sqlalchemy(
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
+        if settings.db_pooler:
+            log.warning("DB_POOLER is for PostgreSQL behind a pooler: SQLite ignores it")
         engine = create_async_engine(
             settings.database_url, pool_size=5, max_overflow=10, pool_reset_on_return=None
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
@@ -94,6 +95,23 @@ def test_an_unknown_db_pooler_stops_the_start_with_what_to_set(
 
     with pytest.raises(ValueError, match=r'DB_POOLER is "pgbouncer".*"transaction"'):
         load_settings()
+
+
+async def test_db_pooler_with_sqlite_is_named_as_ignored(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.db import create_engine
+
+    monkeypatch.setenv("DB_POOLER", "transaction")
+    with caplog.at_level(logging.WARNING, logger="saldo.sql"):
+        await create_engine(load_settings()).dispose()
+    assert "DB_POOLER is for PostgreSQL behind a pooler: SQLite ignores it" in caplog.text
+
+    caplog.clear()
+    monkeypatch.delenv("DB_POOLER")
+    with caplog.at_level(logging.WARNING, logger="saldo.sql"):
+        await create_engine(load_settings()).dispose()
+    assert "DB_POOLER" not in caplog.text
 
 
 def test_without_database_url_saldo_uses_sqlite_under_data(clean_env: Path) -> None:
