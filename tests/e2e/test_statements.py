@@ -57,3 +57,24 @@ def test_admin_reads_a_statement_changes_the_period_and_opens_the_pdf(
     assert response.status == 200
     assert response.headers["content-type"] == "application/pdf"
     assert response.body().startswith(b"%PDF-")
+
+
+def test_the_months_clients_are_listed_once_the_list_is_opened(
+    tablet: Page,
+    live_server: Any,
+    demo_client: tuple[int, str],
+    sign_in: Callable[..., None],
+) -> None:
+    sign_in(tablet, live_server.username, live_server.password)
+    tablet.goto("/statements")  # last month
+    lead = tablet.locator("#month-clients").inner_text()
+    count = int(lead.split()[0])
+    assert count > 0, lead
+    listing = tablet.locator("details.month-clients")
+    links = listing.locator("a[href*='/statement?from=']")
+    expect(links).to_have_count(0)
+
+    listing.locator("summary").click()
+    expect(links).to_have_count(count)
+    links.first.click()
+    expect(tablet.locator("#statement-body h2")).to_be_visible()

@@ -152,6 +152,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/clients/{client_id:int}/statement.csv"): LOGGED_IN,
     ("POST", "/clients/{client_id:int}/statement/email"): STAFF,
     ("GET", "/statements"): LOGGED_IN,
+    ("GET", "/statements/clients"): LOGGED_IN,  # the month page's list of clients, when opened
     ("POST", "/statements/bulk"): LOGGED_IN,  # a ZIP of statements: reading, for the accountant too
     ("POST", "/statements/email"): ADMIN_ONLY,
     ("GET", "/statements/jobs/{job_id:int}"): LOGGED_IN,

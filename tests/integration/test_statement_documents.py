@@ -345,6 +345,17 @@ async def test_accountant_downloads_a_months_statements_as_one_zip(
     page = await client.get("/statements?month=2026-02")
     assert page.status_code == 200 and "3 clients have entries in this month" in page.text
     assert "E-mail all statements" not in page.text  # admin only
+    # The clients are listed when the list is opened, not with every visit of the page.
+    assert "Caio Prado" not in page.text
+    assert 'hx-get="/statements/clients?month=2026-02" hx-trigger="toggle once"' in page.text
+    listed = (await client.get("/statements/clients?month=2026-02")).text
+    assert [n for n in ("Ana Souza", "Beatriz Lima", "Caio Prado", "Dora Reis") if n in listed] == [
+        "Ana Souza",
+        "Beatriz Lima",
+        "Caio Prado",
+    ]  # by name; Dora's entry is in March
+    assert f"/clients/{caio}/statement?from=2026-02-01&amp;to=2026-02-28" in listed
+    assert listed.count("no e-mail") == 2  # Ana has an address
     started = await client.post(
         "/statements/bulk",
         data={"month": "2026-02"},
