@@ -123,6 +123,7 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
     from app.clients.services import (
         SEARCH_LIMIT,
         _contains,
+        _has_trigrams,
         _search_statements,
         _walks,
         query_words,
@@ -137,15 +138,16 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
 
     queries = [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, None))]
     conn = await asyncpg.connect(pg.dsn(db))
-    compiled: dict[tuple[int, bool], tuple[str, Any]] = {}
+    compiled: dict[tuple[int, bool, bool], tuple[str, Any]] = {}
 
     async def fetch_timed(words: list[str], walk: bool) -> float:
         """One search as the app sends it (warm: compiled once), in milliseconds."""
-        if (len(words), walk) not in compiled:
-            statement = _search_statements(len(words), False, summary=True, walk=walk)[0]
+        key = (len(words), walk, _has_trigrams(words))
+        if key not in compiled:
+            statement = _search_statements(len(words), False, True, walk, False, key[2])[0]
             sql = statement.compile(dialect=asyncpg_dialect())
-            compiled[len(words), walk] = (str(sql), sql.positiontup)
-        sql, order = compiled[len(words), walk]
+            compiled[key] = (str(sql), sql.positiontup)
+        sql, order = compiled[key]
         values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
         values.update(limit=SEARCH_LIMIT + 1, offset=0)
         started = time.perf_counter()
