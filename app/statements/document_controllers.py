@@ -102,6 +102,11 @@ def _refusal(request: Request[Any, Any, Any], status: int, message: str) -> Temp
     )
 
 
+def _month_or_last(month: str | None) -> str:
+    """The month asked for (YYYY-MM), or last month when none or no valid one is."""
+    return month if month and valid_month(month) else previous_month(today())
+
+
 def _job_context(job: Any) -> dict[str, Any]:
     kinds, states = documents.job_labels()
     return {
@@ -264,9 +269,7 @@ class StatementDocuments(Controller):
         month: str | None = None,
     ) -> Template:
         """A month's statements: ZIP, e-mail to all, and the recent jobs (default: last month)."""
-        if not valid_month(month):
-            month = previous_month(today())
-        assert month is not None
+        month = _month_or_last(month)
         first, nxt = month_bounds(month)
         count, with_email = await documents.active_client_counts(db_session, month)
         kinds, states = documents.job_labels()
@@ -300,9 +303,7 @@ class StatementDocuments(Controller):
         Not part of the month's page, which a large practice would fill with some
         13,000 links (1.6 MB) at every visit.
         """
-        if not valid_month(month):
-            month = previous_month(today())
-        assert month is not None
+        month = _month_or_last(month)
         first, nxt = month_bounds(month)
         return Template(
             "statements/_month_clients.html",
