@@ -101,8 +101,6 @@ async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
     import statistics
     from datetime import UTC, date, datetime
 
-    from weasyprint import HTML
-
     from app.admin.services import load_settings
     from app.statements import documents
     from app.statements.services import statement
@@ -114,13 +112,12 @@ async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
         practice = await load_settings(session)
     doc = documents.StatementDocument(st, documents.Letterhead.of(practice), datetime.now(UTC))
     html = documents.pdf_html(doc)
-    font_config, _stylesheet = documents._weasyprint_setup()
+    font_config = documents._weasyprint_setup().font_config
 
     def bare(source: str) -> bytes:
-        with documents._gc_paused():  # as render_pdf renders
-            return HTML(string=source, base_url=documents.BASE_URL).write_pdf(
-                font_config=font_config
-            )
+        with documents._gc_paused():  # as render_pdf renders, with its user-agent sheet
+            page = documents._html_class()(string=source, base_url=documents.BASE_URL)
+            return page.write_pdf(font_config=font_config)
 
     cases = {
         "the statement (render_pdf)": lambda: documents.render_pdf(doc),
