@@ -18,16 +18,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, true
+from sqlalchemy import Date, Integer, bindparam, delete, func, insert, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
 from app.auth.models import User
 from app.clients.models import Client
 from app.collecting.services import month_bounds, previous_month, valid_month
-from app.db import begin_write
+from app.db import HotRead, begin_write
 from app.ledger.models import Charge, Entry
 from app.statements.models import Period, PeriodStatement
 from app.web.i18n import _, decimal_string, today
@@ -157,77 +158,30 @@ async def statements(
     ``verify`` checks it), so this is the journal's answer without summing a
     client's whole history.
     """
-    of_client: Any = true() if client_id is None else Entry.client_id == client_id
-    if client_id is not None:
-        clients = select(Client.id, Client.name, Client.credit_cents - Client.owed_cents).where(
-            Client.id == client_id
-        )
-    else:
-        active = (
-            select(Entry.client_id)
-            .where(Entry.effective_date >= start, Entry.effective_date <= end)
-            .distinct()
-            .scalar_subquery()
-        )
-        clients = select(Client.id, Client.name, Client.credit_cents - Client.owed_cents).where(
-            Client.id.in_(active)
-        )
-    balances = {cid: (name, int(cents)) for cid, name, cents in await session.execute(clients)}
-    since_start = await session.execute(
-        select(Entry.client_id, func.sum(Entry.amount_cents))
-        .where(of_client, Entry.effective_date >= start)
-        .group_by(Entry.client_id)
-    )
+    reads = _statement_reads(one_client=client_id is not None)
+    params = {"start": start, "end": end, "client_id": client_id}
+    balances = {
+        cid: (name, int(cents)) for cid, name, cents in await reads.clients.all(session, params)
+    }
     opening = {cid: cents for cid, (_name, cents) in balances.items()}
-    for cid, cents in since_start:
+    for cid, cents in await reads.since_start.all(session, params):
         if cid in opening:
             opening[cid] -= int(cents)
     out = {
         cid: Statement(cid, name, start, end, opening[cid]) for cid, (name, _c) in balances.items()
     }
     balance = dict(opening)
-    rows = await session.execute(
-        select(
-            Entry.client_id,
-            Entry.id,
-            Entry.effective_date,
-            Entry.kind,
-            Entry.description,
-            Entry.amount_cents,
-        )
-        .where(
-            of_client,
-            Entry.effective_date >= start,
-            Entry.effective_date <= end,
-            Entry.amount_cents != 0,
-        )
-        .order_by(Entry.client_id, Entry.effective_date, Entry.id)
-    )
-    for cid, entry_id, day, kind, description, amount in rows:
+    for cid, entry_id, day, kind, description, amount in await reads.lines.all(session, params):
         balance[cid] += amount
         out[cid].lines.append(Line(entry_id, day, kind, description, amount, balance[cid]))
     for cid, st in out.items():
         st.closing_cents = balance[cid]
 
-    charge_fields = (Charge.client_id, Charge.id, Charge.date, Charge.due_date,
-                     Charge.description, Charge.amount_cents)  # fmt: skip
-    of_charge_client: Any = true() if client_id is None else Charge.client_id == client_id
-    open_now = await session.execute(
-        select(*charge_fields, Charge.amount_cents - Charge.paid_cents).where(
-            of_charge_client, Charge.status.in_(("open", "partial")), Charge.date <= end
-        )
-    )
     owed_at_end: dict[int, list[Any]] = {}
-    for *fields, cents in open_now:
+    for *fields, cents in await reads.open_now.all(session, params):
         if fields[0] in out:
             owed_at_end[fields[1]] = [*fields, int(cents)]
-    moved_after = await session.execute(
-        select(*charge_fields, func.sum(Entry.owed_delta_cents))
-        .join(Entry, Entry.charge_id == Charge.id)
-        .where(of_client, Entry.effective_date > end, Charge.date <= end)
-        .group_by(*charge_fields)
-    )
-    for *fields, cents in moved_after:
+    for *fields, cents in await reads.moved_after.all(session, params):
         if fields[0] in out:
             owed_at_end.setdefault(fields[1], [*fields, 0])[-1] -= int(cents)
     for cid, charge_id, day, due, description, amount, open_cents in sorted(
@@ -240,6 +194,79 @@ async def statements(
         )
         result.aging_cents[aging_bucket(days)] += open_cents
     return out
+
+
+@dataclass(frozen=True)
+class _StatementReads:
+    clients: HotRead
+    since_start: HotRead
+    lines: HotRead
+    open_now: HotRead
+    moved_after: HotRead
+
+
+@cache
+def _statement_reads(one_client: bool) -> _StatementReads:
+    """The statements' five reads, built once (parameters: start, end, client_id).
+
+    A statement PDF is downloaded while the client waits; through SQLAlchemy's
+    execution these reads cost 2.5 ms of the app's CPU, sent on the driver 1.0.
+    """
+    start, end = bindparam("start", type_=Date), bindparam("end", type_=Date)
+    client_id = bindparam("client_id", type_=Integer)
+    of_client: Any = Entry.client_id == client_id if one_client else true()
+    if one_client:
+        chosen: Any = Client.id == client_id
+    else:
+        chosen = Client.id.in_(
+            select(Entry.client_id)
+            .where(Entry.effective_date >= start, Entry.effective_date <= end)
+            .distinct()
+            .scalar_subquery()
+        )
+    charge_fields = (Charge.client_id, Charge.id, Charge.date, Charge.due_date,
+                     Charge.description, Charge.amount_cents)  # fmt: skip
+    of_charge_client: Any = Charge.client_id == client_id if one_client else true()
+    return _StatementReads(
+        clients=HotRead(
+            select(Client.id, Client.name, Client.credit_cents - Client.owed_cents).where(chosen)
+        ),
+        since_start=HotRead(
+            select(Entry.client_id, func.sum(Entry.amount_cents))
+            .where(of_client, Entry.effective_date >= start)
+            .group_by(Entry.client_id)
+        ),
+        lines=HotRead(
+            select(
+                Entry.client_id,
+                Entry.id,
+                Entry.effective_date,
+                Entry.kind,
+                Entry.description,
+                Entry.amount_cents,
+            )
+            .where(
+                of_client,
+                Entry.effective_date >= start,
+                Entry.effective_date <= end,
+                Entry.amount_cents != 0,
+            )
+            .order_by(Entry.client_id, Entry.effective_date, Entry.id)
+        ),
+        open_now=HotRead(
+            select(*charge_fields, Charge.amount_cents - Charge.paid_cents).where(
+                of_charge_client,
+                or_(Charge.status == "open", Charge.status == "partial"),
+                Charge.date <= end,
+            )
+        ),
+        moved_after=HotRead(
+            select(*charge_fields, func.sum(Entry.owed_delta_cents))
+            .join(Entry, Entry.charge_id == Charge.id)
+            .where(of_client, Entry.effective_date > end, Charge.date <= end)
+            .group_by(*charge_fields)
+        ),
+    )
 
 
 # --- closing a month ------------------------------------------------------------------------
