@@ -296,7 +296,12 @@ class HotRead:
     async def all(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
         records = await self._sent(session, params, "fetch")
         compiled = self._compiled[session.bind.dialect.name]
-        return [compiled.row._make(compiled.convert(record)) for record in records]
+        # tuple.__new__ is what namedtuple's _make calls, less its Python frame and
+        # length check (the statement fixes the length): a search makes 21 rows.
+        make, row = tuple.__new__, compiled.row
+        if not compiled.processors:
+            return [make(row, record) for record in records]
+        return [make(row, compiled.convert(record)) for record in records]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> Any:
         rows = await self.all(session, params)

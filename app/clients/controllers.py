@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
@@ -27,7 +27,8 @@ def invalid_input(errors: dict[str, str]) -> Response[Any]:
 
 def wants_fragment(request: Request[Any, Any, Any], target: str) -> bool:
     """An HTMX request that swaps only ``#target`` (history restores get the whole page)."""
-    return is_htmx(request) and htmx_headers(request).get(b"hx-target") in (None, target.encode())
+    hx = htmx_headers(request)  # read once: the search asks at every keystroke
+    return is_htmx(hx) and hx.get(b"hx-target") in (None, target.encode())
 
 
 class ClientController(Controller):
@@ -35,7 +36,9 @@ class ClientController(Controller):
     tags = ["clients"]
     include_in_schema = False
 
-    @get("/", name="clients")
+    # The media type given: Litestar otherwise works it out from the template's
+    # name (pathlib and mimetypes) on every keystroke.
+    @get("/", name="clients", media_type=MediaType.HTML)
     async def search(
         self,
         request: Request[Any, Any, Any],

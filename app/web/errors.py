@@ -41,8 +41,9 @@ def htmx_headers(request: Request[Any, Any, Any]) -> dict[bytes, bytes]:
     return {k: v for k, v in request.scope["headers"] if k[:3] == b"hx-"}
 
 
-def is_htmx(request: Request[Any, Any, Any]) -> bool:
-    hx = htmx_headers(request)
+def is_htmx(request: Request[Any, Any, Any] | dict[bytes, bytes]) -> bool:
+    """Whether HTMX sent the request: given the request, or its ``htmx_headers``."""
+    hx = request if isinstance(request, dict) else htmx_headers(request)
     return hx.get(b"hx-request") == b"true" and hx.get(b"hx-history-restore-request") != b"true"
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -14,8 +16,19 @@ from app.web import i18n
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
+class SaldoEnvironment(Environment):
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals: the environment's, unless the template brings its own.
+
+        Jinja chains every template's (empty) globals to the environment's, and
+        copying that ChainMap into each render's context raised and caught a
+        KeyError per global: 0.05 ms of every page, 5% of a search keystroke.
+        """
+        return super().make_globals(d) if d else self.globals
+
+
 def build_environment() -> Environment:
-    env = Environment(
+    env = SaldoEnvironment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
