@@ -18,8 +18,10 @@ before in back-to-back runs. ``topup`` writes real payments (50,00 each, to
 the same 5,000 clients). ``pay`` writes real charges (one per POST,
 spread over 5,000 active clients, dated today), as the wrk benchmark does.
 ``pdf`` renders the statement ``run.py pdf`` downloads, in this process, in
-alternating blocks with the same HTML laid out without the stylesheet and
-with an empty page: what the statement's own content costs WeasyPrint here.
+alternating blocks with the same statement through WeasyPrint's own HTML
+parser and user-agent sheet (what the app did before ad98a83), the same HTML
+laid out without the stylesheet, and an empty page: what the statement's own
+content costs WeasyPrint here.
 """
 
 from __future__ import annotations
@@ -97,9 +99,12 @@ async def _ab_hot_read(one: Any, n: int, ok: int, bench: str, facts: dict[str, A
 
 
 async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
-    """p50 of the statement's render against the same HTML unstyled and an empty page."""
+    """p50 of the statement's render against WeasyPrint's own parser and user-agent sheet,
+    the same HTML unstyled, and an empty page."""
     import statistics
     from datetime import UTC, date, datetime
+
+    from weasyprint import HTML
 
     from app.admin.services import load_settings
     from app.statements import documents
@@ -112,17 +117,21 @@ async def _pdf(app: Any, facts: dict[str, Any], n: int) -> None:
         practice = await load_settings(session)
     doc = documents.StatementDocument(st, documents.Letterhead.of(practice), datetime.now(UTC))
     html = documents.pdf_html(doc)
-    font_config = documents._weasyprint_setup().font_config
+    setup = documents._weasyprint_setup()
 
-    def bare(source: str) -> bytes:
-        with documents._gc_paused():  # as render_pdf renders, with its user-agent sheet
-            page = documents._html_class()(string=source, base_url=documents.BASE_URL)
-            return page.write_pdf(font_config=font_config)
+    def bare(source: str, html_class: Any = None, stylesheets: Any = ()) -> bytes:
+        html_class = html_class or documents._html_class()  # render_pdf's parser and UA sheet
+        with documents._gc_paused():  # as render_pdf renders
+            page = html_class(string=source, base_url=documents.BASE_URL)
+            return page.write_pdf(stylesheets=list(stylesheets), font_config=setup.font_config)
 
     cases = {
         "the statement (render_pdf)": lambda: documents.render_pdf(doc),
+        "the same through WeasyPrint's own HTML parser and user-agent sheet": lambda: bare(
+            html, HTML, [setup.stylesheet]
+        ),
         "its HTML without the stylesheet": lambda: bare(html),
-        "an empty page": lambda: bare("<!doctype html><p>Saldo</p>"),
+        "an empty page": lambda: bare("<!DOCTYPE html><p>Saldo</p>"),
     }
     spent: dict[str, list[float]] = {name: [] for name in cases}
     for _block in range(max(1, n // 5)):
