@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Date, Integer, bindparam, delete, func, insert, or_, select, text, true
+from sqlalchemy import Date, bindparam, delete, func, insert, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import audit
@@ -213,7 +213,7 @@ def _statement_reads(one_client: bool) -> _StatementReads:
     execution these reads cost 2.5 ms of the app's CPU, sent on the driver 1.0.
     """
     start, end = bindparam("start", type_=Date), bindparam("end", type_=Date)
-    client_id = bindparam("client_id", type_=Integer)
+    client_id = bindparam("client_id")  # typed by each column it is compared with
     of_client: Any = Entry.client_id == client_id if one_client else true()
     if one_client:
         chosen: Any = Client.id == client_id
