@@ -298,10 +298,8 @@ class HotRead:
         compiled = self._compiled[session.bind.dialect.name]
         # tuple.__new__ is what namedtuple's _make calls, less its Python frame and
         # length check (the statement fixes the length): a search makes 21 rows.
-        make, row = tuple.__new__, compiled.row
-        if not compiled.processors:
-            return [make(row, record) for record in records]
-        return [make(row, compiled.convert(record)) for record in records]
+        make, row, convert = tuple.__new__, compiled.row, compiled.convert
+        return [make(row, convert(record)) for record in records]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> Any:
         rows = await self.all(session, params)

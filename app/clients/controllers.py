@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.guards import ADMIN
 from app.clients.schemas import ClientCreate, ClientForm, ClientList, ClientOut, ClientPatch
 from app.clients.services import ClientError, ClientHasMoney, ClientService, DuplicateName
-from app.web.errors import htmx_headers, is_htmx
+from app.web.errors import htmx_headers, sent_by_htmx
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -28,7 +28,7 @@ def invalid_input(errors: dict[str, str]) -> Response[Any]:
 def wants_fragment(request: Request[Any, Any, Any], target: str) -> bool:
     """An HTMX request that swaps only ``#target`` (history restores get the whole page)."""
     hx = htmx_headers(request)  # read once: the search asks at every keystroke
-    return is_htmx(hx) and hx.get(b"hx-target") in (None, target.encode())
+    return sent_by_htmx(hx) and hx.get(b"hx-target") in (None, target.encode())
 
 
 class ClientController(Controller):

@@ -257,6 +257,8 @@ def _html_class() -> type:
             except ElementTree.ParseError:
                 super().__init__(string=string, **options)
                 return
+            # WeasyPrint's own set-up (base URL, fetcher, media type) on an empty
+            # document, then the tree expat read in place of the one it parsed.
             super().__init__(string="", **options)
             self.wrapper_element = cssselect2.ElementWrapper.from_html_root(
                 root, content_language=None

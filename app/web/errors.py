@@ -41,10 +41,13 @@ def htmx_headers(request: Request[Any, Any, Any]) -> dict[bytes, bytes]:
     return {k: v for k, v in request.scope["headers"] if k[:3] == b"hx-"}
 
 
-def is_htmx(request: Request[Any, Any, Any] | dict[bytes, bytes]) -> bool:
-    """Whether HTMX sent the request: given the request, or its ``htmx_headers``."""
-    hx = request if isinstance(request, dict) else htmx_headers(request)
+def sent_by_htmx(hx: dict[bytes, bytes]) -> bool:
+    """Whether ``htmx_headers`` say HTMX sent the request (a history restore wants a page)."""
     return hx.get(b"hx-request") == b"true" and hx.get(b"hx-history-restore-request") != b"true"
+
+
+def is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return sent_by_htmx(htmx_headers(request))
 
 
 def _messages(status: int) -> tuple[str, str]:
