@@ -4,6 +4,7 @@
     python bench/diagnose.py --db saldo50k --search-sql     # the search query alone, in SQL
     python bench/diagnose.py --db saldo50k --search-sql --plans   # and with each plan forced
     python bench/diagnose.py --db saldo50k --search-sql --ab-walk # old and new statement in turns
+    python bench/diagnose.py --sqlite /tmp/saldo-bench/saldo50k.db --search-sql --plans
 
 Runs the app in this process (Litestar's test client, no network) against a
 generated database, logs in as the bench admin, and for each path reports the
@@ -18,7 +19,10 @@ straight on asyncpg, with the SQL the app sends, and reports the database's
 time per query: the part of a search request no app change can remove.
 With ``--plans`` it also runs every query with each of the two plans forced —
 the trigram index then a sort, or the walk of the name index — and the faster
-of the two per query: what choosing the plan per query could save.
+of the two per query: what choosing the plan per query could save. With
+``--sqlite FILE`` the same queries run on a SQLite practice (Python's sqlite3,
+no thread hop), and ``--plans`` times the name index walked against the FTS5
+trigram table's candidates.
 """
 
 from __future__ import annotations
@@ -111,13 +115,114 @@ RESET = "; ".join(
 )
 
 
-async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> None:
+def _kind(q: str) -> str:
+    import run
+
+    if q in run.NOBODY:
+        return "a name nobody has"
+    if q.isdigit():
+        return "phone digits"
+    return "two words" if " " in q else "one word"
+
+
+def _report(title: str, queries: list[str], per_query: list[float]) -> None:
+    """Milliseconds per query, by kind of query, and what they allow on 2 cores."""
     import statistics
-    import urllib.parse
     from collections import defaultdict
 
-    import asyncpg
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for q, t in zip(queries, per_query, strict=True):
+        by_kind[_kind(q)].append(t)
+    print(title)
+    for name, ts in sorted(by_kind.items(), key=lambda item: -sum(item[1])):
+        ts.sort()
+        print(
+            f"  {name:18s} {len(ts):5d} queries: mean {statistics.mean(ts):.2f} ms, "
+            f"p50 {ts[len(ts) // 2]:.2f}, p99 {ts[int(len(ts) * 0.99)]:.2f}, "
+            f"{100 * sum(ts) / sum(per_query):.0f}% of the time"
+        )
+    every = sorted(per_query)
+    print(
+        f"{len(every)} searches, database time per query: "
+        f"mean {statistics.mean(every):.2f} ms, "
+        f"p50 {every[len(every) // 2]:.2f} ms, p99 {every[int(len(every) * 0.99)]:.2f} ms; "
+        f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(every):.0f}/s"
+    )
+
+
+def _bench_queries(db: str | None, sqlite: Path | None) -> list[str]:
+    import urllib.parse
+
     import run
+
+    return [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, sqlite))]
+
+
+def search_sql_sqlite(path: Path, plans: bool = False) -> None:
+    """``--search-sql`` on a SQLite file: the same queries on Python's sqlite3, in this process.
+
+    With ``plans``, every query also as the other statement the app can send:
+    the walk of ix_clients_active_name, and the candidates from the FTS5 trigram
+    table (only for a query with a word of 3+ characters, which FTS5 can look up).
+    """
+    import sqlite3
+
+    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+    from app.clients.services import (
+        SEARCH_LIMIT,
+        _contains,
+        _fts_match,
+        _search_statements,
+        _walks,
+        query_words,
+    )
+
+    queries = _bench_queries(None, path)
+    conn = sqlite3.connect(path)
+    compiled: dict[tuple[int, bool], tuple[str, Any]] = {}
+
+    def fetch_timed(words: list[str], walk: bool) -> float:
+        """One search as ``ClientService.search`` sends it on SQLite (walk, or FTS), in ms."""
+        if (len(words), walk) not in compiled:
+            statement = _search_statements(len(words), False, True, walk, not walk, True)[0]
+            sql = statement.compile(dialect=sqlite_dialect())
+            compiled[len(words), walk] = (str(sql), sql.positiontup)
+        sql, order = compiled[len(words), walk]
+        values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+        values.update(limit=SEARCH_LIMIT + 1, offset=0, match=_fts_match(words))
+        started = time.perf_counter()
+        conn.execute(sql, [values[name] for name in order]).fetchall()
+        return (time.perf_counter() - started) * 1000
+
+    def timed(choose: Any) -> list[float]:
+        """Milliseconds per query (the second of two rounds), the statement chosen by ``choose``."""
+        times = []
+        for round_ in range(2):
+            for q in queries:
+                words = query_words(q)
+                spent = fetch_timed(words, choose(words))
+                if round_:
+                    times.append(spent)
+        return times
+
+    _report("as the app sends it:", queries, timed(_walks))
+    if plans:
+        walked = timed(lambda words: True)
+        # FTS5 has nothing to look up without a word of 3+ characters: those walk.
+        looked_up = timed(lambda words: not _fts_match(words))
+        _report("walk of the name index:", queries, walked)
+        _report("FTS5 trigram candidates, then sort:", queries, looked_up)
+        _report(
+            "the faster of the two for each query (a bound):",
+            queries,
+            [min(t) for t in zip(walked, looked_up, strict=True)],
+        )
+    conn.close()
+
+
+async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> None:
+    import asyncpg
     from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
     from app.clients.services import (
@@ -129,14 +234,7 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         query_words,
     )
 
-    def kind(q: str) -> str:
-        if q in run.NOBODY:
-            return "a name nobody has"
-        if q.isdigit():
-            return "phone digits"
-        return "two words" if " " in q else "one word"
-
-    queries = [urllib.parse.unquote_plus(q) for q in run.search_queries(run.facts(db, None))]
+    queries = _bench_queries(db, None)
     conn = await asyncpg.connect(pg.dsn(db))
     compiled: dict[tuple[int, bool, bool], tuple[str, Any]] = {}
 
@@ -174,24 +272,7 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         return times
 
     def report(title: str, per_query: list[float]) -> None:
-        by_kind: dict[str, list[float]] = defaultdict(list)
-        for q, t in zip(queries, per_query, strict=True):
-            by_kind[kind(q)].append(t)
-        print(title)
-        for name, ts in sorted(by_kind.items(), key=lambda item: -sum(item[1])):
-            ts.sort()
-            print(
-                f"  {name:18s} {len(ts):5d} queries: mean {statistics.mean(ts):.2f} ms, "
-                f"p50 {ts[len(ts) // 2]:.2f}, p99 {ts[int(len(ts) * 0.99)]:.2f}, "
-                f"{100 * sum(ts) / sum(per_query):.0f}% of the time"
-            )
-        every = sorted(per_query)
-        print(
-            f"{len(every)} searches, database time per query: "
-            f"mean {statistics.mean(every):.2f} ms, "
-            f"p50 {every[len(every) // 2]:.2f} ms, p99 {every[int(len(every) * 0.99)]:.2f} ms; "
-            f"ceiling on 2 cores for the query alone ≈ {2000 / statistics.mean(every):.0f}/s"
-        )
+        _report(title, queries, per_query)
 
     async def interleaved() -> tuple[list[float], list[float]]:
         """The app's statement and the always-walk one, query by query, in turns.
@@ -230,6 +311,21 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
             "the faster of the two for each query (a bound):",
             [min(t) for t in zip(*forced, strict=True)],
         )
+        # What a rule could get if it knew each query's number of matches (it
+        # would take a count, a query of its own, untimed here): walk when many
+        # match, since a page of them then sits early in name order.
+        matches = []
+        for q in queries:
+            words = query_words(q)
+            count = _search_statements(len(words), False)[1].compile(dialect=asyncpg_dialect())
+            values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
+            matches.append(await conn.fetchval(str(count), *map(values.get, count.positiontup)))
+        trigram, walk = forced
+        for many in (200, 500, 1000):
+            report(
+                f"walk when more than {many} clients match, else the trigram index (a bound):",
+                [w if n > many else t for n, t, w in zip(matches, trigram, walk, strict=True)],
+            )
     await conn.close()
 
 
@@ -244,8 +340,14 @@ async def main() -> None:
         action="store_true",
         help="with --search-sql: the app's statements against the planner's, in turns",
     )
+    ap.add_argument(
+        "--sqlite", type=Path, help="with --search-sql: a SQLite file made by generate.py instead"
+    )
     ap.add_argument("paths", nargs="*")
     args = ap.parse_args()
+    if args.search_sql and args.sqlite:
+        search_sql_sqlite(args.sqlite, args.plans)
+        return
     if args.search_sql:
         await search_sql(args.db, args.plans, args.ab_walk)
         return
