@@ -315,9 +315,14 @@ async def search_sql(db: str, plans: bool = False, ab_walk: bool = False) -> Non
         # would take a count, a query of its own, untimed here): walk when many
         # match, since a page of them then sits early in name order.
         matches = []
+        counts: dict[int, Any] = {}  # compiled once per number of words
         for q in queries:
             words = query_words(q)
-            count = _search_statements(len(words), False)[1].compile(dialect=asyncpg_dialect())
+            if len(words) not in counts:
+                counts[len(words)] = _search_statements(len(words), False)[1].compile(
+                    dialect=asyncpg_dialect()
+                )
+            count = counts[len(words)]
             values = {f"w{i}": _contains(w) for i, w in enumerate(words)}
             matches.append(await conn.fetchval(str(count), *map(values.get, count.positiontup)))
         trigram, walk = forced

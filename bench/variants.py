@@ -524,6 +524,7 @@ def _asgi_search(built: Litestar, jinja: bool = False) -> None:
     f-string rows are what the benchmark's searches show (no archived tag,
     no empty-list texts); with ``jinja`` the app's own template renders them.
     """
+    import dataclasses
     from datetime import timedelta
     from types import SimpleNamespace
     from urllib.parse import parse_qs
@@ -557,14 +558,14 @@ def _asgi_search(built: Litestar, jinja: bool = False) -> None:
     app = outer.app
 
     async def search(scope: Any, receive: Any, send: Any) -> None:
-        headers = dict(scope["headers"]) if scope["type"] == "http" else {}
-        token = _cookie(scope, settings.session_cookie) if headers else None
-        if not (
-            token
+        keystroke = (
+            scope["type"] == "http"
             and scope["method"] == "GET"
             and scope["path"] == "/clients"
-            and headers.get(b"hx-target") == b"client-results"
-        ):
+            and dict(scope["headers"]).get(b"hx-target") == b"client-results"
+        )
+        token = _cookie(scope, settings.session_cookie) if keystroke else None
+        if token is None:
             await app(scope, receive, send)
             return
         db = read_maker()
@@ -574,7 +575,10 @@ def _asgi_search(built: Litestar, jinja: bool = False) -> None:
                 await app(scope, receive, send)
                 return
             practice = await practice_cache.get(db, stamp)
-            i18n.use(practice.formatting)
+            fmt = practice.formatting  # and the user's language, as app.main's formatting does
+            if user.language in i18n.LANGUAGES:
+                fmt = dataclasses.replace(fmt, language=user.language)
+            i18n.use(fmt)
             q = parse_qs(scope["query_string"].decode("latin-1")).get("q", [""])[0]
             results = await ClientService(db).search(q, summary=True)
         finally:
